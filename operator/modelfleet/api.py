@@ -1,0 +1,403 @@
+"""The LLMDeployment API: spec and status models, names and labels.
+
+These pydantic models are the one source of truth: `crd.py` generates the CRD's
+OpenAPI schema from them, and the operator parses every object through them.
+CEL rules that the schema cannot express live here too (`x-kubernetes-validations`),
+next to the field they guard, and each has a pydantic twin so that `modelfleet render`
+refuses the same input the API server refuses.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "modelfleet.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "LLMDeployment"
+PLURAL = "llmdeployments"
+SINGULAR = "llmdeployment"
+SHORT_NAMES = ["llm"]
+FIELD_MANAGER = "modelfleet"
+DEPLOYMENT_LABEL = f"{GROUP}/deployment"
+MANAGED_BY = "modelfleet"
+VLLM_PORT = 8000
+# Pinned vLLM release; the flags render.py emits and the metric names the autoscaler reads
+# were checked against it.
+DEFAULT_IMAGE = "vllm/vllm-openai:v0.11.0"
+
+
+def cel(rule: str, message: str, **extra: str) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry."""
+    return {"rule": rule, "message": message, **extra}
+
+
+class _Model(BaseModel):
+    """Base: camelCase on the wire, snake_case in Python, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=True,
+        validate_default=True,
+    )
+
+
+class Quantization(StrEnum):
+    """Weight quantization; `none` serves the checkpoint's own dtype (BF16/FP16)."""
+
+    NONE = "none"
+    AWQ = "awq"
+    GPTQ = "gptq"
+    FP8 = "fp8"
+    BITSANDBYTES = "bitsandbytes"
+    GGUF = "gguf"
+
+
+class KVCacheDtype(StrEnum):
+    """vLLM's --kv-cache-dtype; `auto` uses the model dtype."""
+
+    AUTO = "auto"
+    FP8 = "fp8"
+    FP8_E4M3 = "fp8_e4m3"
+    FP8_E5M2 = "fp8_e5m2"
+
+
+class SecretKeyRef(_Model):
+    """A key in a Secret in the LLMDeployment's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+    key: str = Field(min_length=1, max_length=253, description="Key within the Secret.")
+
+
+class Architecture(_Model):
+    """The numbers of a decoder that the GPU fit check needs (from the model's config.json)."""
+
+    num_layers: int = Field(ge=1, le=1024, description="Transformer layers (num_hidden_layers).")
+    num_attention_heads: int = Field(ge=1, le=1024, description="Query heads (num_attention_heads).")
+    num_key_value_heads: int = Field(
+        ge=1, le=1024, description="Key/value heads (num_key_value_heads; equals attention heads without GQA)."
+    )
+    head_dim: int = Field(ge=1, le=4096, description="Dimension of one attention head.")
+    parameters: float = Field(gt=0, description="Total parameter count, e.g. 8.03e9.")
+    max_position_embeddings: int | None = Field(
+        default=None, ge=1, description="Longest context the model supports (caps the chosen maxModelLen)."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.numAttentionHeads % self.numKeyValueHeads == 0",
+                    "numAttentionHeads must be a multiple of numKeyValueHeads",
+                )
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> Architecture:
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError("numAttentionHeads must be a multiple of numKeyValueHeads")
+        return self
+
+
+URI_PATTERN = r"^(hf://[^/\s]+/[^\s]+|pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[^\s]*)?|s3://[^/\s]+/[^\s]*|gs://[^/\s]+/[^\s]*|file:///[^\s]*)$"
+
+
+class ModelSpec(_Model):
+    """Which model to serve and where its weights come from."""
+
+    uri: str = Field(
+        pattern=URI_PATTERN,
+        max_length=1024,
+        description="hf://org/name, pvc://claim/path, s3://bucket/path, gs://bucket/path or file:///path.",
+    )
+    served_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        description="Name clients send as `model`; defaults to metadata.name. Immutable once set.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self == oldSelf",
+                    "servedName is immutable: clients and metrics depend on it; "
+                    "create a new LLMDeployment to rename a model",
+                )
+            ]
+        },
+    )
+    token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret holding a Hugging Face token (HF_TOKEN)."
+    )
+    architecture: Architecture | None = Field(
+        default=None, description="Model shape for the fit check; looked up in the catalog when omitted."
+    )
+
+
+class GPUSpec(_Model):
+    """GPUs per replica."""
+
+    count: int = Field(
+        default=1, ge=1, le=16, description="GPUs per replica: --tensor-parallel-size and nvidia.com/gpu."
+    )
+    product: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Value of the node label nvidia.com/gpu.product, e.g. NVIDIA-H100-80GB-HBM3.",
+    )
+    memory_gi_b: float | None = Field(
+        default=None,
+        alias="memoryGiB",
+        gt=0,
+        le=1024,
+        description="Memory of one GPU in GiB; overrides the value known for the product.",
+    )
+
+
+class ResourcesSpec(_Model):
+    """Container requests and limits besides the GPUs."""
+
+    requests: dict[str, str] = Field(default_factory=dict, description="e.g. {cpu: '8', memory: 64Gi}.")
+    limits: dict[str, str] = Field(default_factory=dict, description="e.g. {memory: 96Gi}.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!('nvidia.com/gpu' in self.requests) && !('nvidia.com/gpu' in self.limits)",
+                    "nvidia.com/gpu is set from gpu.count; remove it from engine.resources",
+                ),
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _no_gpus(self) -> ResourcesSpec:
+        if "nvidia.com/gpu" in self.requests or "nvidia.com/gpu" in self.limits:
+            raise ValueError("nvidia.com/gpu is set from gpu.count; remove it from engine.resources")
+        return self
+
+
+class EngineSpec(_Model):
+    """The vLLM server."""
+
+    image: str = Field(default=DEFAULT_IMAGE, min_length=1, max_length=512, description="vLLM image.")
+    max_model_len: int | None = Field(
+        default=None,
+        ge=16,
+        le=10_000_000,
+        description="--max-model-len; when omitted the largest that fits is chosen (see status.capacity).",
+    )
+    gpu_memory_utilization: float = Field(
+        default=0.9, gt=0, le=1, description="--gpu-memory-utilization, in (0, 1]."
+    )
+    max_num_seqs: int = Field(default=256, ge=1, le=65536, description="--max-num-seqs.")
+    enable_prefix_caching: bool = Field(default=True, description="--enable-prefix-caching.")
+    kv_cache_dtype: KVCacheDtype = Field(default=KVCacheDtype.AUTO, description="--kv-cache-dtype.")
+    args: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Extra `vllm serve` flags; flags owned by other fields are refused.",
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    shm_size: str = Field(
+        default="8Gi",
+        pattern=r"^[0-9]+(Mi|Gi)$",
+        description="Size of the memory-backed /dev/shm (NCCL needs it with tensor parallelism).",
+    )
+    startup_timeout_seconds: int = Field(
+        default=1800,
+        ge=60,
+        le=86400,
+        description="How long the startup probe waits for weights to load before restarting the pod.",
+    )
+    resources: ResourcesSpec = Field(
+        default_factory=lambda: ResourcesSpec(),
+        description="Extra container requests/limits (cpu, memory); nvidia.com/gpu comes from gpu.count.",
+    )
+
+
+class AutoscalingSpec(_Model):
+    """Queue-depth autoscaling; replicas go to the child Deployment and status, never to spec."""
+
+    enabled: bool = Field(default=False, description="Scale by queue depth instead of spec.replicas.")
+    min_replicas: int = Field(default=1, ge=1, le=1000, description="Lowest replica count.")
+    max_replicas: int = Field(default=4, ge=1, le=1000, description="Highest replica count.")
+    target_queue_depth: float = Field(
+        default=4, gt=0, le=100000, description="Waiting requests per ready replica to aim for."
+    )
+    scale_up_stabilization_seconds: int = Field(
+        default=0, ge=0, le=3600, description="How long a higher recommendation must hold before scaling up."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        default=300, ge=0, le=86400, description="How long a lower recommendation must hold before scaling down."
+    )
+    max_scale_up_step: int = Field(default=4, ge=1, le=1000, description="Most replicas added at once.")
+    max_scale_down_step: int = Field(default=1, ge=1, le=1000, description="Most replicas removed at once.")
+    tolerance: float = Field(
+        default=0.1, ge=0, lt=1, description="Relative band around the target inside which nothing changes."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.minReplicas <= self.maxReplicas", "minReplicas must be <= maxReplicas"),
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas must be <= maxReplicas")
+        return self
+
+
+class SchedulingSpec(_Model):
+    """Pod scheduling fields, passed through to the pod template."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Extra node selector labels.")
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Pod tolerations, as in a pod spec.",
+        json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+    )
+    affinity: dict[str, Any] | None = Field(
+        default=None,
+        description="Pod affinity, as in a pod spec.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    priority_class_name: str | None = Field(default=None, max_length=253, description="Pod priority class.")
+    runtime_class_name: str | None = Field(default=None, max_length=253, description="Pod runtime class.")
+    service_account_name: str | None = Field(
+        default=None, max_length=253, description="Service account of the model pods."
+    )
+
+
+class LLMDeploymentSpec(_Model):
+    """Desired state of one served model."""
+
+    model: ModelSpec
+    quantization: Quantization = Field(default=Quantization.NONE, description="Weight quantization.")
+    gpu: GPUSpec = Field(default_factory=GPUSpec)
+    engine: EngineSpec = Field(default_factory=EngineSpec)
+    replicas: int = Field(default=1, ge=0, le=1000, description="Replicas when autoscaling is off.")
+    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret with the API key vLLM requires on /v1 (VLLM_API_KEY)."
+    )
+    scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
+
+
+class Condition(_Model):
+    """A standard Kubernetes condition."""
+
+    type: str
+    status: str = Field(pattern=r"^(True|False|Unknown)$")
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class Capacity(_Model):
+    """What the fit check found for one replica."""
+
+    weights_gi_b: float | None = Field(default=None, alias="weightsGiB")
+    kv_cache_tokens: int | None = None
+    max_concurrent_sequences: int | None = None
+    max_model_len: int | None = None
+    max_model_len_source: str | None = Field(
+        default=None, description="`spec` when set by the user, `planner` when chosen by the operator."
+    )
+    min_tensor_parallel_size: int | None = None
+
+
+class AutoscalerStatus(_Model):
+    """The autoscaler's last decision and the state it needs across restarts."""
+
+    queue_depth: float | None = None
+    running: float | None = None
+    kv_cache_usage: float | None = None
+    desired_replicas: int | None = None
+    decision: str | None = None
+    reason: str | None = None
+    last_decision_time: str | None = None
+    last_scale_time: str | None = None
+    recommendations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Recent (time, replicas) recommendations kept for the stabilization windows.",
+        json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+    )
+
+
+class LLMDeploymentStatus(_Model):
+    """Observed state, written by the operator only."""
+
+    observed_generation: int | None = None
+    phase: str | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    replicas: int | None = None
+    ready_replicas: int | None = None
+    desired_replicas: int | None = None
+    endpoint: str | None = None
+    selector: str | None = None
+    capacity: Capacity | None = None
+    autoscaler: AutoscalerStatus | None = None
+
+
+class LLMDeployment(_Model):
+    """A whole LLMDeployment object as read from a file or the API."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: str = Field(default=API_VERSION, pattern=rf"^{GROUP}/{VERSION}$")
+    kind: str = Field(default=KIND, pattern=rf"^{KIND}$")
+    metadata: dict[str, Any]
+    spec: LLMDeploymentSpec
+    status: LLMDeploymentStatus | None = None
+
+    @property
+    def name(self) -> str:
+        """metadata.name."""
+        return str(self.metadata["name"])
+
+    @property
+    def namespace(self) -> str:
+        """metadata.namespace, `default` when absent (as kubectl would)."""
+        return str(self.metadata.get("namespace") or "default")
+
+    @property
+    def served_name(self) -> str:
+        """The model name clients use."""
+        return self.spec.model.served_name or self.name
+
+
+def labels(name: str) -> dict[str, str]:
+    """Labels on every child object of the LLMDeployment `name`."""
+    return {
+        DEPLOYMENT_LABEL: name,
+        "app.kubernetes.io/name": "vllm",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": "model-server",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    """The stable subset of labels used in selectors (a Deployment selector is immutable)."""
+    return {DEPLOYMENT_LABEL: name}
+
+
+def selector_string(name: str) -> str:
+    """`status.selector` for the scale subresource."""
+    return ",".join(f"{k}={v}" for k, v in selector_labels(name).items())

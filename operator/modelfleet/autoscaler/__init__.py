@@ -1,0 +1,1 @@
+"""Queue-depth autoscaling for LLMDeployments."""
