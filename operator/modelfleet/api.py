@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "modelfleet.io"
@@ -29,6 +29,27 @@ VLLM_PORT = 8000
 # Pinned vLLM release; the flags render.py emits and the metric names the autoscaler reads
 # were checked against it.
 DEFAULT_IMAGE = "vllm/vllm-openai:v0.11.0"
+
+
+# vLLM flags that a spec field owns: passing them in engine.args would contradict the field.
+OWNED_FLAGS: dict[str, str] = {
+    "--model": "model.uri",
+    "--served-model-name": "model.servedName",
+    "--tensor-parallel-size": "gpu.count",
+    "-tp": "gpu.count",
+    "--quantization": "quantization",
+    "-q": "quantization",
+    "--max-model-len": "engine.maxModelLen",
+    "--gpu-memory-utilization": "engine.gpuMemoryUtilization",
+    "--max-num-seqs": "engine.maxNumSeqs",
+    "--enable-prefix-caching": "engine.enablePrefixCaching",
+    "--no-enable-prefix-caching": "engine.enablePrefixCaching",
+    "--kv-cache-dtype": "engine.kvCacheDtype",
+    "--port": "the fixed port 8000",
+    "--host": "the pod network",
+    "--api-key": "apiKeySecretRef",
+}
+OWNED_FLAG_PATTERN = "^(" + "|".join(OWNED_FLAGS) + ")(=.*)?$"
 
 
 def cel(rule: str, message: str, **extra: str) -> dict[str, str]:
@@ -173,7 +194,8 @@ class ResourcesSpec(_Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "!('nvidia.com/gpu' in self.requests) && !('nvidia.com/gpu' in self.limits)",
+                    "(!has(self.requests) || !('nvidia.com/gpu' in self.requests)) && "
+                    "(!has(self.limits) || !('nvidia.com/gpu' in self.limits))",
                     "nvidia.com/gpu is set from gpu.count; remove it from engine.resources",
                 ),
             ]
@@ -207,7 +229,30 @@ class EngineSpec(_Model):
         default_factory=list,
         max_length=64,
         description="Extra `vllm serve` flags; flags owned by other fields are refused.",
+        json_schema_extra={
+            "items": {
+                "type": "string",
+                "maxLength": 1024,
+                "x-kubernetes-validations": [
+                    {
+                        "rule": f"!self.matches('{OWNED_FLAG_PATTERN}')",
+                        "messageExpression": "'engine.args: ' + self + ' conflicts with a flag modelfleet sets "
+                        "from the spec (model, servedName, gpu.count, quantization, engine fields, "
+                        "port, apiKeySecretRef); set that field instead'",
+                    }
+                ],
+            }
+        },
     )
+
+    @field_validator("args")
+    @classmethod
+    def _no_owned_flags(cls, value: list[str]) -> list[str]:
+        for arg in value:
+            flag = arg.split("=", 1)[0]
+            if flag in OWNED_FLAGS:
+                raise ValueError(f"{arg} is set by modelfleet from spec.{OWNED_FLAGS[flag]}; set that field instead")
+        return value
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
     shm_size: str = Field(
         default="8Gi",

@@ -1,0 +1,234 @@
+"""Pure rendering: an LLMDeployment (+ the fit plan's choices) -> its child objects.
+
+Nothing here talks to a cluster; `modelfleet render` and the reconciler share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from modelfleet import api
+
+CONFIG_HASH_ANNOTATION = f"{api.GROUP}/config-hash"
+MODELS_MOUNT = "/models"
+# vLLM keeps serving in-flight requests after SIGTERM; the grace period bounds how long a
+# busy pod may drain, and the preStop sleep lets endpoints drop the pod before SIGTERM.
+TERMINATION_GRACE_SECONDS = 120
+PRESTOP_SLEEP_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class RenderChoices:
+    """What the reconciler decided beyond the spec: replica count and the chosen context length."""
+
+    replicas: int
+    max_model_len: int | None = None
+
+
+def endpoint(llm: api.LLMDeployment) -> str:
+    """The OpenAI base URL clients in the cluster use."""
+    return f"http://{llm.name}.{llm.namespace}.svc:{api.VLLM_PORT}/v1"
+
+
+def model_argument(uri: str) -> tuple[str, list[str]]:
+    """The positional model argument for `vllm serve`, and any flags the source needs."""
+    scheme, _, rest = uri.partition("://")
+    if scheme == "hf":
+        return rest, []
+    if scheme == "pvc":
+        return f"{MODELS_MOUNT}/{rest}", []
+    if scheme == "file":
+        return rest, []
+    # vLLM reads object storage through the Run:ai model streamer.
+    return uri, ["--load-format", "runai_streamer"]
+
+
+def vllm_args(llm: api.LLMDeployment, choices: RenderChoices) -> list[str]:
+    """The full `vllm serve` argument list (secrets never appear here: they come through env)."""
+    spec = llm.spec
+    model, source_flags = model_argument(spec.model.uri)
+    args = [
+        model,
+        "--served-model-name", llm.served_name,
+        "--host", "0.0.0.0",
+        "--port", str(api.VLLM_PORT),
+        "--tensor-parallel-size", str(spec.gpu.count),
+        "--gpu-memory-utilization", str(spec.engine.gpu_memory_utilization),
+        "--max-num-seqs", str(spec.engine.max_num_seqs),
+    ]
+    if spec.quantization != api.Quantization.NONE:
+        args += ["--quantization", str(spec.quantization)]
+    max_model_len = spec.engine.max_model_len or choices.max_model_len
+    if max_model_len:
+        args += ["--max-model-len", str(max_model_len)]
+    if spec.engine.kv_cache_dtype != api.KVCacheDtype.AUTO:
+        args += ["--kv-cache-dtype", str(spec.engine.kv_cache_dtype)]
+    args.append("--enable-prefix-caching" if spec.engine.enable_prefix_caching else "--no-enable-prefix-caching")
+    return args + source_flags + list(spec.engine.args)
+
+
+def _env(llm: api.LLMDeployment) -> list[dict[str, Any]]:
+    spec = llm.spec
+    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": "/cache/huggingface"}]
+    if spec.model.token_secret_ref:
+        ref = spec.model.token_secret_ref
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    if spec.api_key_secret_ref:
+        ref = spec.api_key_secret_ref
+        env.append(
+            {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+        )
+    env += [{"name": k, "value": v} for k, v in sorted(spec.engine.env.items())]
+    return env
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 5,
+        "failureThreshold": failures,
+    }
+
+
+def _resources(spec: api.LLMDeploymentSpec) -> dict[str, Any]:
+    gpus = {"nvidia.com/gpu": str(spec.gpu.count)}
+    return {
+        "requests": {**spec.engine.resources.requests, **gpus},
+        "limits": {**spec.engine.resources.limits, **gpus},
+    }
+
+
+def _volumes(llm: api.LLMDeployment) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    spec = llm.spec
+    volumes: list[dict[str, Any]] = [
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.engine.shm_size}},
+        {"name": "cache", "emptyDir": {}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "dshm", "mountPath": "/dev/shm"},
+        {"name": "cache", "mountPath": "/cache"},
+    ]
+    scheme, _, rest = spec.model.uri.partition("://")
+    if scheme == "pvc":
+        claim = rest.split("/", 1)[0]
+        volumes.append({"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
+        mounts.append({"name": "model", "mountPath": f"{MODELS_MOUNT}/{claim}", "readOnly": True})
+    return volumes, mounts
+
+
+def _container(llm: api.LLMDeployment, choices: RenderChoices, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    spec = llm.spec
+    return {
+        "name": "vllm",
+        "image": spec.engine.image,
+        "command": ["vllm", "serve"],
+        "args": vllm_args(llm, choices),
+        "env": _env(llm),
+        "ports": [{"name": "http", "containerPort": api.VLLM_PORT, "protocol": "TCP"}],
+        "resources": _resources(spec),
+        "volumeMounts": mounts,
+        # Loading weights (disk -> RAM -> GPU -> warm-up) can take many minutes: the startup
+        # probe holds liveness off until /health answers, up to startupTimeoutSeconds.
+        "startupProbe": _probe("/health", 10, max(1, math.ceil(spec.engine.startup_timeout_seconds / 10))),
+        "readinessProbe": _probe("/health", 5, 3),
+        "livenessProbe": _probe("/health", 10, 6),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
+    }
+
+
+def _pod_spec(llm: api.LLMDeployment, choices: RenderChoices) -> dict[str, Any]:
+    spec = llm.spec
+    sched = spec.scheduling
+    node_selector = dict(sched.node_selector)
+    if spec.gpu.product:
+        node_selector["nvidia.com/gpu.product"] = spec.gpu.product
+    # GPU nodes commonly carry this taint so that only GPU workloads land on them.
+    tolerations = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, *sched.tolerations]
+    volumes, mounts = _volumes(llm)
+    pod: dict[str, Any] = {
+        "containers": [_container(llm, choices, mounts)],
+        "volumes": volumes,
+        "tolerations": tolerations,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+    }
+    if node_selector:
+        pod["nodeSelector"] = node_selector
+    optional = {
+        "affinity": sched.affinity,
+        "priorityClassName": sched.priority_class_name,
+        "runtimeClassName": sched.runtime_class_name,
+        "serviceAccountName": sched.service_account_name,
+    }
+    pod.update({k: v for k, v in optional.items() if v})
+    return pod
+
+
+def config_hash(obj: dict[str, Any]) -> str:
+    """A stable digest of an object's desired content, so unchanged children are not re-applied."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _metadata(llm: api.LLMDeployment) -> dict[str, Any]:
+    return {"name": llm.name, "namespace": llm.namespace, "labels": api.labels(llm.name)}
+
+
+def deployment(llm: api.LLMDeployment, choices: RenderChoices) -> dict[str, Any]:
+    """The vLLM Deployment."""
+    labels = api.labels(llm.name)
+    startup = llm.spec.engine.startup_timeout_seconds
+    body: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(llm),
+        "spec": {
+            "selector": {"matchLabels": api.selector_labels(llm.name)},
+            # A new pod needs its own GPUs before an old one goes: no capacity drop during a
+            # rollout, at the price of one spare replica's GPUs.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "progressDeadlineSeconds": startup + 600,
+            "revisionHistoryLimit": 3,
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(api.VLLM_PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": _pod_spec(llm, choices),
+            },
+        },
+    }
+    # The hash leaves replicas out: the autoscaler changes them without a new config.
+    body["metadata"]["annotations"] = {CONFIG_HASH_ANNOTATION: config_hash(body)}
+    body["spec"]["replicas"] = choices.replicas
+    return body
+
+
+def service(llm: api.LLMDeployment) -> dict[str, Any]:
+    """The ClusterIP Service on the OpenAI port."""
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(llm),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": api.selector_labels(llm.name),
+            "ports": [{"name": "http", "port": api.VLLM_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+    body["metadata"]["annotations"] = {CONFIG_HASH_ANNOTATION: config_hash(body)}
+    return body
+
+
+def render(llm: api.LLMDeployment, choices: RenderChoices) -> list[dict[str, Any]]:
+    """Every child object of one LLMDeployment, in apply order."""
+    return [service(llm), deployment(llm, choices)]
