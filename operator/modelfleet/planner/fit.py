@@ -1,0 +1,376 @@
+"""The GPU fit planner: will this model fit these GPUs, and with how much KV cache?
+
+    weights        = parameters x bytes per parameter (quant.py)
+    KV per token   = 2 x layers x KV heads x head dim x bytes per element (whole model)
+    usable         = gpus x memory GiB x utilization - weights - runtime reserve (reserve.py)
+    KV tokens      = usable per GPU // KV bytes per token per GPU, in whole 16-token blocks
+    concurrency    = KV tokens // max_model_len
+
+Fit rules, each one a way vLLM refuses to start:
+* the tensor-parallel size (= gpus) divides the attention heads, and divides or is a
+  multiple of the KV heads;
+* weights + runtime reserve fit inside the budget (usable > 0);
+* the KV cache holds at least one sequence of max_model_len tokens, and max_model_len does
+  not exceed the model's maximum context.
+
+When max_model_len is not given: the model's maximum context when the KV cache holds one
+such sequence (source "model-default", what vLLM would use by itself); otherwise the largest
+length that fits, rounded down to a multiple of 256 (source "planner"). Rounding keeps the
+choice stable while the estimate moves by a few tokens and is a whole number of vLLM's
+16-token blocks. Below 2048 tokens the planner does not choose for you: the report says it
+does not fit and a shorter explicit maxModelLen is the way to accept that. A model whose
+maximum context is unknown is capped at 32768 tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from modelfleet.api import Architecture, LLMDeploymentSpec
+
+from . import catalog
+from .arch import ModelArch, from_api, kv_cache_bytes_per_token, kv_cache_bytes_per_token_per_gpu
+from .errors import PlanInputError
+from .gpus import lookup_gpu
+from .quant import (
+    DEFAULT_GGUF_TYPE,
+    SPEC_SUGGESTIONS,
+    QuantScheme,
+    gguf_type_from_uri,
+    kv_bytes_per_element,
+    resolve_quantization,
+    weights_bytes,
+)
+from .report import GIB, FitReport
+from .reserve import default_max_num_batched_tokens, runtime_reserve_per_gpu
+
+MAX_GPUS = 16
+BLOCK_SIZE = 16
+MAX_MODEL_LEN_ALIGN = 256
+MIN_AUTO_MAX_MODEL_LEN = 2048
+UNKNOWN_CONTEXT_CAP = 32768
+
+
+def tensor_parallel_problem(arch: ModelArch, tp: int) -> str | None:
+    """Why vLLM refuses this tensor-parallel size for the model, or None when it accepts it."""
+    heads, kv = arch.num_attention_heads, arch.num_key_value_heads
+    if heads % tp:
+        return (
+            f"tensor-parallel size {tp} (gpu.count) does not divide the model's {heads} attention heads; "
+            f"vLLM refuses it (valid sizes: {', '.join(map(str, valid_tensor_parallel_sizes(arch)))})"
+        )
+    if kv % tp and tp % kv:
+        return (
+            f"tensor-parallel size {tp} (gpu.count) neither divides nor is a multiple of the model's "
+            f"{kv} KV heads; vLLM refuses it"
+        )
+    return None
+
+
+def valid_tensor_parallel_sizes(arch: ModelArch, limit: int = MAX_GPUS) -> list[int]:
+    """Tensor-parallel sizes up to `limit` that vLLM accepts for the model."""
+    return [tp for tp in range(1, limit + 1) if tensor_parallel_problem_quiet(arch, tp)]
+
+
+def tensor_parallel_problem_quiet(arch: ModelArch, tp: int) -> bool:
+    """True when vLLM accepts `tp` (no message built)."""
+    heads, kv = arch.num_attention_heads, arch.num_key_value_heads
+    return heads % tp == 0 and (kv % tp == 0 or tp % kv == 0)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    arch: ModelArch
+    scheme: QuantScheme
+    weights: int
+    kv_bpe: int
+    gpu_memory_gib: float
+    utilization: float
+    max_num_seqs: int
+    max_num_batched_tokens: int
+
+
+@dataclass(frozen=True)
+class _Capacity:
+    reserve: int
+    usable: int
+    kv_tokens: int
+
+
+@dataclass(frozen=True)
+class _Decision:
+    fits: bool
+    max_model_len: int
+    source: str
+    reasons: tuple[str, ...]
+    largest_len: int  # largest max_model_len that fits (multiple of 256), 0 when none
+
+
+def _capacity(inp: _Inputs, tp: int) -> _Capacity:
+    budget = int(tp * inp.gpu_memory_gib * GIB * inp.utilization)
+    reserve = tp * runtime_reserve_per_gpu(inp.arch, tp, inp.utilization, inp.max_num_seqs, inp.max_num_batched_tokens)
+    usable = budget - inp.weights - reserve
+    per_token = kv_cache_bytes_per_token_per_gpu(inp.arch, inp.kv_bpe, tp)
+    tokens = (usable // tp) // per_token // BLOCK_SIZE * BLOCK_SIZE if usable > 0 else 0
+    return _Capacity(reserve=reserve, usable=usable, kv_tokens=tokens)
+
+
+def _decide(inp: _Inputs, tp: int, cap: _Capacity, max_model_len: int | None) -> _Decision:
+    reasons: list[str] = []
+    tp_problem = tensor_parallel_problem(inp.arch, tp)
+    if tp_problem:
+        reasons.append(tp_problem)
+    if cap.usable <= 0:
+        budget = tp * inp.gpu_memory_gib * inp.utilization
+        reasons.append(
+            f"weights ({inp.weights / GIB:.1f} GiB) + runtime reserve ({cap.reserve / GIB:.1f} GiB) exceed the "
+            f"vLLM budget of {tp} x {inp.gpu_memory_gib:g} GiB x {inp.utilization:g} = {budget:.1f} GiB"
+        )
+    largest = cap.kv_tokens // MAX_MODEL_LEN_ALIGN * MAX_MODEL_LEN_ALIGN
+    max_pos = inp.arch.max_position_embeddings
+    if max_model_len is not None:
+        if max_pos is not None and max_model_len > max_pos:
+            reasons.append(
+                f"maxModelLen {max_model_len} exceeds the model's maximum context of {max_pos} tokens; vLLM refuses it"
+            )
+        if cap.usable > 0 and cap.kv_tokens < max_model_len:
+            reasons.append(
+                f"KV cache room for {cap.kv_tokens} tokens is less than one sequence of maxModelLen "
+                f"{max_model_len}; vLLM refuses to start (largest that fits: {largest})"
+            )
+        return _Decision(not reasons, max_model_len, "spec", tuple(reasons), largest)
+    cap_len = max_pos or UNKNOWN_CONTEXT_CAP
+    if cap.kv_tokens >= cap_len:
+        return _Decision(not reasons, cap_len, "model-default" if max_pos else "planner", tuple(reasons), largest)
+    floor = min(MIN_AUTO_MAX_MODEL_LEN, cap_len)
+    if largest >= floor:
+        return _Decision(not reasons, largest, "planner", tuple(reasons), largest)
+    if cap.usable > 0:
+        reasons.append(
+            f"KV cache room for only {cap.kv_tokens} tokens, under the {floor}-token minimum the planner "
+            "chooses by itself; set engine.maxModelLen to accept a shorter context, or add GPUs"
+        )
+    return _Decision(False, cap_len, "model-default" if max_pos else "planner", tuple(reasons), largest)
+
+
+def _evaluate(inp: _Inputs, tp: int, max_model_len: int | None) -> tuple[_Capacity, _Decision]:
+    cap = _capacity(inp, tp)
+    return cap, _decide(inp, tp, cap, max_model_len)
+
+
+def _check_inputs(
+    gpus: int, gpu_memory_gib: float | None, utilization: float, max_model_len: int | None, max_num_seqs: int
+) -> None:
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
+        raise PlanInputError(f"GPU count must be a whole number >= 1, got {gpus!r}")
+    if gpu_memory_gib is not None and not (math.isfinite(gpu_memory_gib) and gpu_memory_gib > 0):
+        raise PlanInputError(f"GPU memory must be a positive number of GiB, got {gpu_memory_gib!r}")
+    if not (math.isfinite(utilization) and 0 < utilization <= 1):
+        raise PlanInputError(f"GPU memory utilization must be in (0, 1], got {utilization!r}")
+    if max_model_len is not None and (isinstance(max_model_len, bool) or max_model_len < 1):
+        raise PlanInputError(f"max model len must be >= 1, got {max_model_len!r}")
+    if max_num_seqs < 1:
+        raise PlanInputError(f"max num seqs must be >= 1, got {max_num_seqs!r}")
+
+
+def plan(
+    arch: ModelArch | Architecture,
+    quantization: str = "none",
+    gpu_memory_gib: float | None = None,
+    gpus: int = 1,
+    gpu_memory_utilization: float = 0.9,
+    max_model_len: int | None = None,
+    kv_cache_dtype: str = "auto",
+    max_num_seqs: int = 256,
+    *,
+    max_num_batched_tokens: int | None = None,
+    quantization_candidates: tuple[str, ...] = SPEC_SUGGESTIONS,
+) -> FitReport:
+    """Plan one replica of `gpus` GPUs (tensor parallel) with `gpu_memory_gib` each.
+
+    With `gpu_memory_gib` None the report has the weights, the KV bytes per token and the
+    tensor-parallel check, and `fits` is None unless the TP size alone rules it out.
+    Raises `PlanInputError` for bad numbers or an unknown quantization / KV dtype.
+    """
+    if isinstance(arch, Architecture):
+        arch = from_api(arch)
+    _check_inputs(gpus, gpu_memory_gib, gpu_memory_utilization, max_model_len, max_num_seqs)
+    scheme = resolve_quantization(quantization)
+    kv_bpe = kv_bytes_per_element(kv_cache_dtype)
+    weights = weights_bytes(arch, scheme)
+    common = {
+        "weights_bytes": weights,
+        "kv_cache_bytes_per_token": kv_cache_bytes_per_token(arch, kv_bpe),
+        "tensor_parallel_size": gpus,
+        "gpu_memory_utilization": gpu_memory_utilization,
+        "quantization": scheme.name,
+        "kv_cache_dtype": kv_cache_dtype,
+        "model": arch.name,
+        "max_num_seqs": max_num_seqs,
+    }
+    if gpu_memory_gib is None:
+        problem = tensor_parallel_problem(arch, gpus)
+        return FitReport(
+            kv_cache_tokens=None,
+            max_concurrent_sequences=None,
+            min_tensor_parallel_size=None,
+            fits=False if problem else None,
+            reasons=[problem] if problem else [],
+            max_model_len=max_model_len,
+            max_model_len_source="spec" if max_model_len is not None else None,
+            **common,  # type: ignore[arg-type]
+        )
+    if max_num_batched_tokens is not None and max_num_batched_tokens < 1:
+        raise PlanInputError(f"max num batched tokens must be >= 1, got {max_num_batched_tokens!r}")
+    inp = _Inputs(
+        arch=arch,
+        scheme=scheme,
+        weights=weights,
+        kv_bpe=kv_bpe,
+        gpu_memory_gib=gpu_memory_gib,
+        utilization=gpu_memory_utilization,
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens or default_max_num_batched_tokens(gpu_memory_gib),
+    )
+    cap, decision = _evaluate(inp, gpus, max_model_len)
+    limit = max(MAX_GPUS, gpus)
+    min_tp = next(
+        (tp for tp in valid_tensor_parallel_sizes(arch, limit) if _evaluate(inp, tp, max_model_len)[1].fits), None
+    )
+    suggestion = None
+    if not decision.fits:
+        suggestion = _suggest(inp, gpus, max_model_len, min_tp, decision, quantization_candidates)
+    return FitReport(
+        kv_cache_tokens=cap.kv_tokens,
+        max_concurrent_sequences=cap.kv_tokens // decision.max_model_len,
+        min_tensor_parallel_size=min_tp,
+        fits=decision.fits,
+        reasons=list(decision.reasons),
+        max_model_len=decision.max_model_len,
+        max_model_len_source=decision.source,
+        suggestion=suggestion,
+        runtime_reserve_bytes=cap.reserve,
+        usable_bytes=cap.usable,
+        gpu_memory_gib=gpu_memory_gib,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def _suggest(
+    inp: _Inputs,
+    gpus: int,
+    max_model_len: int | None,
+    min_tp: int | None,
+    decision: _Decision,
+    candidates: tuple[str, ...],
+) -> str | None:
+    """The smallest gpu.count that fits, else the lightest quantization, else a KV change."""
+    if min_tp is not None and min_tp != gpus:
+        return f"set gpu.count: {min_tp}"
+    if tensor_parallel_problem(inp.arch, gpus):
+        return None
+    for name in candidates:
+        scheme = resolve_quantization(name)
+        if scheme.bits_per_weight >= inp.scheme.bits_per_weight:
+            continue
+        alt = replace(inp, scheme=scheme, weights=weights_bytes(inp.arch, scheme))
+        if _evaluate(alt, gpus, max_model_len)[1].fits:
+            return f"use quantization: {name}"
+    if inp.kv_bpe > 1:
+        alt = replace(inp, kv_bpe=1)
+        if _evaluate(alt, gpus, max_model_len)[1].fits:
+            return "set engine.kvCacheDtype: fp8"
+    if max_model_len is not None and decision.largest_len >= BLOCK_SIZE:
+        return f"set engine.maxModelLen: {decision.largest_len}"
+    return None
+
+
+def _spec_arch(spec: LLMDeploymentSpec) -> ModelArch | None:
+    """spec.model.architecture, completed from the catalog when it is the same shape; else the catalog."""
+    known = catalog.lookup(spec.model.uri)
+    given = spec.model.architecture
+    if given is None:
+        return known
+    arch = from_api(given, name=catalog.resolve_id(spec.model.uri) or spec.model.uri)
+    same_shape = known is not None and (
+        (known.num_layers, known.num_attention_heads, known.num_key_value_heads, known.head_dim)
+        == (arch.num_layers, arch.num_attention_heads, arch.num_key_value_heads, arch.head_dim)
+    )
+    if known is not None and same_shape:
+        arch = replace(
+            known,
+            parameters=arch.parameters,
+            max_position_embeddings=arch.max_position_embeddings or known.max_position_embeddings,
+        )
+    return arch
+
+
+def spec_quantization(spec: LLMDeploymentSpec) -> str:
+    """The planner's quantization name for a spec (gguf: the type in the uri, else Q4_K_M)."""
+    quantization = str(spec.quantization)
+    if quantization == "gguf":
+        return f"gguf-{gguf_type_from_uri(spec.model.uri) or DEFAULT_GGUF_TYPE}"
+    return quantization
+
+
+def plan_spec(spec: LLMDeploymentSpec) -> FitReport:
+    """The fit report for an LLMDeployment spec.
+
+    Architecture: spec.model.architecture, else the catalog (by the hf:// uri). GPU memory:
+    spec.gpu.memoryGiB, else the GPU table (by spec.gpu.product). When either is unknown the
+    report has `fits=None` and a reason that says what to set.
+    """
+    arch = _spec_arch(spec)
+    memory = spec.gpu.memory_gi_b
+    missing: list[str] = []
+    if memory is None:
+        product = spec.gpu.product
+        gpu = lookup_gpu(product) if product else None
+        if gpu is not None:
+            memory = gpu.memory_gib
+        elif product:
+            missing.append(
+                f"GPU memory unknown: gpu.product {product!r} is not in the planner's GPU table; set gpu.memoryGiB"
+            )
+        else:
+            missing.append("GPU memory unknown: set gpu.product (e.g. NVIDIA-H100-80GB-HBM3) or gpu.memoryGiB")
+    engine = spec.engine
+    if arch is None:
+        missing.insert(
+            0,
+            f"model architecture unknown: {spec.model.uri} is not in the built-in catalog; set "
+            "model.architecture (numLayers, numAttentionHeads, numKeyValueHeads, headDim, parameters, "
+            "maxPositionEmbeddings)",
+        )
+        return FitReport(
+            weights_bytes=None,
+            kv_cache_bytes_per_token=None,
+            kv_cache_tokens=None,
+            max_concurrent_sequences=None,
+            min_tensor_parallel_size=None,
+            fits=None,
+            reasons=missing,
+            max_model_len=engine.max_model_len,
+            max_model_len_source="spec" if engine.max_model_len is not None else None,
+            tensor_parallel_size=spec.gpu.count,
+            gpu_memory_gib=memory,
+            gpu_memory_utilization=engine.gpu_memory_utilization,
+            quantization=spec_quantization(spec),
+            kv_cache_dtype=str(engine.kv_cache_dtype),
+            model=spec.model.uri,
+            max_num_seqs=engine.max_num_seqs,
+        )
+    report = plan(
+        arch,
+        quantization=spec_quantization(spec),
+        gpu_memory_gib=memory,
+        gpus=spec.gpu.count,
+        gpu_memory_utilization=engine.gpu_memory_utilization,
+        max_model_len=engine.max_model_len,
+        kv_cache_dtype=str(engine.kv_cache_dtype),
+        max_num_seqs=engine.max_num_seqs,
+    )
+    if missing:
+        report = replace(report, reasons=[*report.reasons, *missing])
+    return report
