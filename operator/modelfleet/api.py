@@ -9,10 +9,11 @@ refuses the same input the API server refuses.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "modelfleet.io"
@@ -50,6 +51,23 @@ OWNED_FLAGS: dict[str, str] = {
     "--api-key": "apiKeySecretRef",
 }
 OWNED_FLAG_PATTERN = "^(" + "|".join(OWNED_FLAGS) + ")(=.*)?$"
+
+
+# The name becomes the Deployment's and the Service's: a DNS-1035 label, kept short enough
+# for the pod names the ReplicaSet derives from it.
+NAME_PATTERN = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+MAX_NAME_LENGTH = 52
+NAME_MESSAGE = (
+    f"metadata.name must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters "
+    "(lower-case letters, digits and '-', starting with a letter): it names the Deployment and Service"
+)
+
+
+def _check_flag(arg: str) -> str:
+    flag = arg.split("=", 1)[0]
+    if flag in OWNED_FLAGS:
+        raise ValueError(f"{arg} is set by modelfleet from spec.{OWNED_FLAGS[flag]}; set that field instead")
+    return arg
 
 
 def cel(rule: str, message: str, **extra: str) -> dict[str, str]:
@@ -225,7 +243,7 @@ class EngineSpec(_Model):
     max_num_seqs: int = Field(default=256, ge=1, le=65536, description="--max-num-seqs.")
     enable_prefix_caching: bool = Field(default=True, description="--enable-prefix-caching.")
     kv_cache_dtype: KVCacheDtype = Field(default=KVCacheDtype.AUTO, description="--kv-cache-dtype.")
-    args: list[str] = Field(
+    args: list[Annotated[str, AfterValidator(_check_flag)]] = Field(
         default_factory=list,
         max_length=64,
         description="Extra `vllm serve` flags; flags owned by other fields are refused.",
@@ -245,14 +263,6 @@ class EngineSpec(_Model):
         },
     )
 
-    @field_validator("args")
-    @classmethod
-    def _no_owned_flags(cls, value: list[str]) -> list[str]:
-        for arg in value:
-            flag = arg.split("=", 1)[0]
-            if flag in OWNED_FLAGS:
-                raise ValueError(f"{arg} is set by modelfleet from spec.{OWNED_FLAGS[flag]}; set that field instead")
-        return value
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
     shm_size: str = Field(
         default="8Gi",
@@ -410,6 +420,14 @@ class LLMDeployment(_Model):
     metadata: dict[str, Any]
     spec: LLMDeploymentSpec
     status: LLMDeploymentStatus | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _name(cls, value: dict[str, Any]) -> dict[str, Any]:
+        name = str(value.get("name") or "")
+        if not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
+            raise ValueError(NAME_MESSAGE)
+        return value
 
     @property
     def name(self) -> str:

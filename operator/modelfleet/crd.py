@@ -16,11 +16,10 @@ from modelfleet import api
 
 # Keys pydantic emits that a structural schema either forbids or does not need.
 _DROPPED = {"title", "$defs", "examples"}
-# CRD names must be DNS-1035 labels because the Service takes the same name.
 NAME_RULE = api.cel(
-    "self.metadata.name.size() <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-    "metadata.name must be a DNS-1035 label of at most 52 characters "
-    "(lower-case letters, digits and '-', starting with a letter): it names the Deployment and Service",
+    f"self.metadata.name.size() <= {api.MAX_NAME_LENGTH} && "
+    f"self.metadata.name.matches('^{api.NAME_PATTERN.pattern}$')",
+    api.NAME_MESSAGE,
 )
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Model", "type": "string", "jsonPath": ".spec.model.uri"},

@@ -232,3 +232,17 @@ def service(llm: api.LLMDeployment) -> dict[str, Any]:
 def render(llm: api.LLMDeployment, choices: RenderChoices) -> list[dict[str, Any]]:
     """Every child object of one LLMDeployment, in apply order."""
     return [service(llm), deployment(llm, choices)]
+
+
+def with_owner(obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a child with a controller owner reference, so garbage collection removes it."""
+    meta = owner["metadata"]
+    ref = {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    return {**obj, "metadata": {**obj["metadata"], "ownerReferences": [ref]}}

@@ -1,0 +1,125 @@
+"""`modelfleet run|render|plan|crd|autoscale`: the operator and its offline tools."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from modelfleet import __version__
+from modelfleet.loading import InputError, load_llm_deployments
+
+EXIT_USAGE = 2
+
+
+def _cmd_crd(args: argparse.Namespace) -> int:
+    from modelfleet.crd import crd_yaml
+
+    sys.stdout.write(crd_yaml())
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from modelfleet import render
+    from modelfleet.fitcheck import check_fit
+    from modelfleet.reconcile import desired_replicas
+
+    try:
+        llms = load_llm_deployments(args.file)
+    except InputError as exc:
+        print(f"modelfleet render: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    objects: list[dict[str, Any]] = []
+    refused = 0
+    for llm in llms:
+        fit = check_fit(llm)
+        if fit.verdict.fits is False:
+            refused += 1
+            print(f"modelfleet render: {llm.namespace}/{llm.name} would not be rolled out: {fit.verdict.message}",
+                  file=sys.stderr)
+            continue
+        choices = render.RenderChoices(replicas=desired_replicas(llm, None), max_model_len=fit.max_model_len)
+        objects += render.render(llm, choices)
+    sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False))
+    return 1 if refused else 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from modelfleet.process import run_operator
+    from modelfleet.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"modelfleet run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    overrides = {
+        "namespaces": tuple(args.namespace) if args.namespace else None,
+        "prometheus_url": args.prometheus_url,
+        "metrics_mode": args.metrics_mode,
+        "log_level": args.log_level,
+        "health_port": args.health_port,
+        "metrics_port": args.metrics_port,
+        "autoscale_interval_seconds": args.autoscale_interval,
+    }
+    settings = Settings(**{**settings.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+    return run_operator(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = argparse.ArgumentParser(
+        prog="modelfleet",
+        description="Run fleets of self-hosted vLLM servers on Kubernetes.",
+        epilog="Docs: README.md. Every command takes --help.",
+    )
+    parser.add_argument("--version", action="version", version=f"modelfleet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run the operator against the current kubeconfig (or in-cluster config)",
+                         description="Run the operator. Settings come from MODELFLEET_* variables; flags win.")
+    run.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable); "
+                     "default: all namespaces (MODELFLEET_NAMESPACES)")
+    run.add_argument("--prometheus-url", help="Prometheus base URL for autoscaling (MODELFLEET_PROMETHEUS_URL)")
+    run.add_argument("--metrics-mode", choices=["prometheus", "scrape", "off"],
+                     help="where the autoscaler reads vLLM metrics (MODELFLEET_METRICS_MODE)")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="(MODELFLEET_LOG_LEVEL)")
+    run.add_argument("--health-port", type=int, help="liveness endpoint port, /healthz (MODELFLEET_HEALTH_PORT)")
+    run.add_argument("--metrics-port", type=int, help="operator /metrics port (MODELFLEET_METRICS_PORT)")
+    run.add_argument("--autoscale-interval", type=int, help="seconds between autoscaler cycles")
+    run.set_defaults(func=_cmd_run)
+
+    render = sub.add_parser("render", help="print every object the operator would create, as YAML (no cluster)",
+                            description="Render the children of the LLMDeployment(s) in FILE as a YAML stream.")
+    render.add_argument("-f", "--file", required=True, help="YAML file with one or more LLMDeployments ('-': stdin)")
+    render.set_defaults(func=_cmd_render)
+
+    crd = sub.add_parser("crd", help="print the LLMDeployment CustomResourceDefinition")
+    crd.set_defaults(func=_cmd_crd)
+
+    _add_optional(sub, "modelfleet.planner.cli")
+    _add_optional(sub, "modelfleet.autoscaler.cli")
+    return parser
+
+
+def _add_optional(sub: Any, module: str) -> None:
+    """Register a sub-command that lives with the code it fronts."""
+    import importlib
+
+    importlib.import_module(module).add_parser(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `modelfleet` console script."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

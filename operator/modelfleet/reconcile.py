@@ -1,0 +1,121 @@
+"""One LLMDeployment, level-based: fit check -> render -> apply what changed -> status.
+
+Idempotent: when nothing changed it reads (the two children, maybe the pods) and writes
+nothing, so neither status churn nor Events come from a resync.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelfleet import api, render, status
+from modelfleet.fitcheck import FitOutcome, check_fit
+from modelfleet.kube import Kube
+
+
+@dataclass
+class Result:
+    """What a reconcile did, for logs and tests."""
+
+    applied: list[str] = field(default_factory=list)
+    status_patch: dict[str, Any] = field(default_factory=dict)
+    events: list[status.EventSpec] = field(default_factory=list)
+
+
+def now_iso() -> str:
+    """The current time as Kubernetes writes it."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def desired_replicas(llm: api.LLMDeployment, existing: dict[str, Any] | None) -> int:
+    """spec.replicas without autoscaling; else the autoscaler's last choice, clamped to [min, max].
+
+    Both the reconciler and the autoscaler read the same number (status.desiredReplicas), so
+    they never fight over the Deployment's replicas.
+    """
+    spec = llm.spec
+    if not spec.autoscaling.enabled:
+        return spec.replicas
+    auto = spec.autoscaling
+    chosen = (llm.status.desired_replicas if llm.status else None)
+    if chosen is None and existing is not None:
+        chosen = existing.get("spec", {}).get("replicas")
+    if chosen is None:
+        chosen = auto.min_replicas
+    return max(auto.min_replicas, min(auto.max_replicas, int(chosen)))
+
+
+def _needs_pods(deployment: dict[str, Any] | None) -> bool:
+    """Pods are only worth listing when some replica is not ready (to say why)."""
+    if deployment is None:
+        return False
+    st = deployment.get("status") or {}
+    want = deployment.get("spec", {}).get("replicas", 0)
+    return int(st.get("readyReplicas", 0)) < want or int(st.get("replicas", 0)) > want
+
+
+def _apply_children(kube: Kube, body: dict[str, Any], children: list[dict[str, Any]],
+                    existing: dict[str, dict[str, Any] | None], result: Result) -> dict[str, Any] | None:
+    """Apply each child whose config changed; returns the Deployment as it now stands."""
+    deployment = existing.get("Deployment")
+    for child in children:
+        kind = child["kind"]
+        current, changed = kube.apply_if_changed(render.with_owner(child, body), existing.get(kind))
+        if changed:
+            verb = "Updated" if existing.get(kind) else "Created"
+            result.applied.append(kind)
+            result.events.append(status.EventSpec("Normal", f"{verb}{kind}", _describe(verb, child)))
+        if kind == "Deployment":
+            deployment = current
+    return deployment
+
+
+def _describe(verb: str, child: dict[str, Any]) -> str:
+    if child["kind"] != "Deployment":
+        return f"{verb} Service {child['metadata']['name']} on port {api.VLLM_PORT}"
+    pod = child["spec"]["template"]["spec"]["containers"][0]
+    gpus = pod["resources"]["limits"]["nvidia.com/gpu"]
+    return f"{verb} Deployment {child['metadata']['name']}: {child['spec']['replicas']} replica(s) × {gpus} GPU"
+
+
+def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None) -> Result:
+    """Bring one LLMDeployment's children and status in line with its spec."""
+    llm = api.LLMDeployment.model_validate(body)
+    fit = fit or check_fit(llm)
+    result = Result()
+    existing: dict[str, dict[str, Any] | None] = {
+        kind: kube.get_child(kind, llm.namespace, llm.name) for kind in ("Service", "Deployment")
+    }
+    replicas = desired_replicas(llm, existing["Deployment"])
+    children = render.render(llm, render.RenderChoices(replicas=replicas, max_model_len=fit.max_model_len))
+
+    held = fit.verdict.fits is False
+    deployment = existing["Deployment"]
+    if not held:
+        deployment = _apply_children(kube, body, children, existing, result)
+    for event in result.events:  # what was done is said even if the status write below fails
+        kube.event(body, event.type, event.reason, event.message)
+    pods = kube.list_pods(llm.namespace, llm.name) if _needs_pods(deployment) else []
+
+    observed = status.Observed(deployment=deployment, pods=pods, rollout_held=held and deployment is not None)
+    wanted = status.compute(
+        generation=int(body["metadata"].get("generation", 0)),
+        endpoint=render.endpoint(llm),
+        selector=api.selector_string(llm.name),
+        desired=replicas,
+        fit=fit.verdict,
+        observed=observed,
+    )
+    previous: dict[str, Any] = body.get("status") or {}
+    prev_conditions = previous.get("conditions") or []
+    wanted["conditions"] = status.merge_conditions(prev_conditions, wanted["conditions"], now_iso())
+    result.status_patch = status.diff(previous, wanted)
+    if result.status_patch:
+        kube.patch_status(llm.namespace, llm.name, result.status_patch, body["metadata"].get("resourceVersion"))
+    transitions = status.transition_events(prev_conditions, wanted["conditions"])
+    for event in transitions:
+        kube.event(body, event.type, event.reason, event.message)
+    result.events += transitions
+    return result

@@ -1,0 +1,198 @@
+"""Pure status: observed children (+ the fit verdict) -> conditions, phase, counts, events.
+
+The reconciler owns the conditions Ready, Progressing, Degraded and Fits; the autoscaler owns
+MetricsAvailable and ScalingLimited. Each side keeps the other's conditions as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+OWNED_CONDITIONS = ("Ready", "Progressing", "Degraded", "Fits")
+# Container waiting reasons that will not fix themselves without a person.
+STUCK_REASONS = {
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+}
+
+
+@dataclass(frozen=True)
+class FitVerdict:
+    """The fit check's answer in the words status needs."""
+
+    fits: bool | None
+    reason: str
+    message: str
+    capacity: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """An Event to post about the LLMDeployment."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the reconciler read back from the cluster."""
+
+    deployment: dict[str, Any] | None
+    pods: list[dict[str, Any]]
+    rollout_held: bool = False  # the spec changed but the new config does not fit
+
+
+def _cond(type_: str, ok: bool | None, reason: str, message: str, generation: int) -> dict[str, Any]:
+    status = "Unknown" if ok is None else ("True" if ok else "False")
+    return {"type": type_, "status": status, "reason": reason, "message": message, "observedGeneration": generation}
+
+
+def pod_problem(pods: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """The first reason a pod cannot serve that needs a person: unschedulable or stuck container."""
+    for pod in pods:
+        name = pod.get("metadata", {}).get("name", "?")
+        status = pod.get("status") or {}
+        for cond in status.get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                message = cond.get("message") or "the scheduler found no node"
+                reason = "InsufficientGPUs" if "nvidia.com/gpu" in message else "Unschedulable"
+                return reason, f"pod {name} cannot be scheduled: {message}"
+        for cs in status.get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in STUCK_REASONS:
+                detail = waiting.get("message") or ""
+                return waiting["reason"], f"pod {name}: {waiting['reason']} {detail}".strip()
+    return None
+
+
+def _rollout(deployment: dict[str, Any]) -> tuple[bool, str, str]:
+    """(in progress, reason, message) from a Deployment's status."""
+    spec_replicas = deployment.get("spec", {}).get("replicas", 1)
+    status = deployment.get("status") or {}
+    generation = deployment.get("metadata", {}).get("generation", 0)
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return False, "ProgressDeadlineExceeded", cond.get("message", "")
+    if status.get("observedGeneration", 0) < generation:
+        return True, "RollingOut", "the Deployment controller has not seen the new spec yet"
+    updated = status.get("updatedReplicas", 0)
+    available = status.get("availableReplicas", 0)
+    total = status.get("replicas", 0)
+    if updated < spec_replicas or total > updated or available < spec_replicas:
+        return True, "RollingOut", f"{updated}/{spec_replicas} updated, {available} available"
+    return False, "RolloutComplete", f"{available}/{spec_replicas} replicas available"
+
+
+def compute(
+    generation: int, endpoint: str, selector: str, desired: int, fit: FitVerdict, observed: Observed
+) -> dict[str, Any]:
+    """The status fields the reconciler owns, with its four conditions."""
+    dep = observed.deployment
+    dep_status = (dep or {}).get("status") or {}
+    ready = int(dep_status.get("readyReplicas", 0))
+    replicas = int(dep_status.get("replicas", 0))
+    conditions = [_cond("Fits", fit.fits, fit.reason, fit.message, generation)]
+    problem = pod_problem(observed.pods)
+
+    if dep is None:
+        progressing = _cond("Progressing", fit.fits is not False, "Creating" if fit.fits is not False
+                            else "FitCheckFailed", "creating the vLLM Deployment" if fit.fits is not False
+                            else "nothing rolled out: the model does not fit", generation)
+    elif observed.rollout_held:
+        progressing = _cond("Progressing", False, "RolloutHeld",
+                            "the new spec does not fit; the running replicas keep the previous spec", generation)
+    else:
+        moving, reason, message = _rollout(dep)
+        progressing = _cond("Progressing", moving, reason, message, generation)
+    conditions.append(progressing)
+
+    if problem is not None:
+        degraded = _cond("Degraded", True, problem[0], problem[1], generation)
+    elif progressing["reason"] == "ProgressDeadlineExceeded":
+        degraded = _cond("Degraded", True, "ProgressDeadlineExceeded", progressing["message"], generation)
+    elif fit.fits is False:
+        degraded = _cond("Degraded", True, "DoesNotFit", fit.message, generation)
+    else:
+        degraded = _cond("Degraded", False, "AsExpected", "no problems seen", generation)
+    conditions.append(degraded)
+
+    if desired == 0:
+        ready_cond = _cond("Ready", False, "ScaledToZero", "replicas is 0", generation)
+    elif ready >= 1:
+        ready_cond = _cond("Ready", True, "ReplicasReady", f"{ready}/{desired} replicas ready", generation)
+    else:
+        ready_cond = _cond("Ready", False, "NoReplicaReady", f"0/{desired} replicas ready", generation)
+    conditions.append(ready_cond)
+
+    if fit.fits is False and dep is None:
+        phase = "DoesNotFit"
+    elif degraded["status"] == "True":
+        phase = "Degraded"
+    elif ready >= desired and progressing["status"] == "False" and ready_cond["status"] == "True":
+        phase = "Ready"
+    elif desired == 0:
+        phase = "ScaledToZero"
+    else:
+        phase = "Progressing"
+
+    out: dict[str, Any] = {
+        "observedGeneration": generation,
+        "phase": phase,
+        "conditions": conditions,
+        "replicas": replicas,
+        "readyReplicas": ready,
+        "desiredReplicas": desired,
+        "endpoint": endpoint,
+        "selector": selector,
+    }
+    if fit.capacity:
+        out["capacity"] = fit.capacity
+    return out
+
+
+def merge_conditions(
+    previous: list[dict[str, Any]], new: list[dict[str, Any]], now: str
+) -> list[dict[str, Any]]:
+    """New conditions replace old ones of the same type; lastTransitionTime moves only on a flip."""
+    old = {c.get("type"): c for c in previous}
+    merged: dict[str, dict[str, Any]] = dict(old)
+    for cond in new:
+        before = old.get(cond["type"])
+        stamp = before.get("lastTransitionTime") if before and before.get("status") == cond["status"] else now
+        merged[cond["type"]] = {**cond, "lastTransitionTime": stamp}
+    order = ["Ready", "Progressing", "Degraded", "Fits", "ScalingLimited", "MetricsAvailable"]
+    return sorted(merged.values(), key=lambda c: order.index(c["type"]) if c["type"] in order else len(order))
+
+
+def diff(previous: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """The top-level status fields whose value differs; empty when nothing needs writing."""
+    return {k: v for k, v in wanted.items() if previous.get(k) != v}
+
+
+def transition_events(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[EventSpec]:
+    """Events for conditions that flipped or changed reason (never for a repeat)."""
+    old = {c.get("type"): c for c in previous}
+    events: list[EventSpec] = []
+    for cond in new:
+        before = old.get(cond["type"])
+        if before and before.get("status") == cond["status"] and before.get("reason") == cond["reason"]:
+            continue
+        kind, status = cond["type"], cond["status"]
+        if kind == "Ready" and status == "True":
+            events.append(EventSpec("Normal", "Ready", cond["message"]))
+        elif kind == "Degraded" and status == "True":
+            events.append(EventSpec("Warning", cond["reason"], cond["message"]))
+        elif kind == "Fits" and status == "False":
+            events.append(EventSpec("Warning", "DoesNotFit", cond["message"]))
+        elif kind == "Fits" and status == "Unknown":
+            events.append(EventSpec("Normal", cond["reason"], cond["message"]))
+        elif kind == "Degraded" and status == "False" and before is not None:
+            events.append(EventSpec("Normal", "Recovered", cond["message"]))
+    return events
