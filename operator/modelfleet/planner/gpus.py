@@ -76,7 +76,8 @@ _BY_KEY: dict[str, GPU] = {_normalize(gpu.product): gpu for gpu in _TABLE}
 def lookup_gpu(product: str) -> GPU | None:
     """The GPU for a `nvidia.com/gpu.product` value, case-insensitive; None when unknown.
 
-    `-SHARED` (time-slicing) is ignored; MIG slices (`-MIG-...`) are unknown on purpose.
+    `-SHARED` (time-slicing) is ignored; MIG slices (`-MIG-...`) are unknown on purpose; a
+    name without the `NVIDIA-` prefix (`L4`, `H100-80GB-HBM3`) is tried with it.
     """
     key = _normalize(product)
     if "-mig-" in key:
@@ -86,4 +87,4 @@ def lookup_gpu(product: str) -> GPU | None:
         if stripped == key:
             break
         key = stripped
-    return _BY_KEY.get(key)
+    return _BY_KEY.get(key) or _BY_KEY.get(f"nvidia-{key}")

@@ -1,0 +1,227 @@
+"""`modelfleet plan`: the GPU fit report for LLMDeployment files or explicit flags.
+
+    modelfleet plan -f FILE [-o table|json]
+    modelfleet plan (--model-config PATH | --model HF_ID) (--gpu-memory-gib G | --gpu PRODUCT)
+                    [--gpus N] [--quantization Q] [--max-model-len L]
+                    [--gpu-memory-utilization U] [--kv-cache-dtype D] [--max-num-seqs S] [-o table|json]
+
+FILE holds one or more YAML documents (`-` reads stdin); documents of other kinds are
+skipped. JSON output is one object for one deployment (or for flags) and a list, in file
+order, for several; each object has the keys weights_bytes, kv_cache_bytes_per_token,
+kv_cache_tokens, max_concurrent_sequences, min_tensor_parallel_size, fits, reasons, then
+extras (max_model_len, max_model_len_source, suggestion, ...; from -f also name, namespace).
+
+Exit codes: 0 every deployment fits (or cannot be judged: fits null), 1 at least one does
+not fit, 2 bad input (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+from pydantic import ValidationError
+
+from modelfleet.api import KIND, LLMDeployment
+
+from . import catalog
+from .arch import ModelArch
+from .errors import PlanInputError
+from .fit import plan, plan_spec
+from .gpus import GPUS, lookup_gpu
+from .hfconfig import load_config
+from .report import FitReport, format_table
+
+PROG = "modelfleet plan"
+CLI_SUGGESTIONS = ("fp8", "awq", "gguf-q4_k_m")
+
+
+def _one_line_error(message: str) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Register `plan` on an argparse subparsers object; the handler is `args.func`."""
+    p = subparsers.add_parser(
+        "plan",
+        help="GPU fit report: weights, KV cache, tensor-parallel size",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.error = _one_line_error
+    p.add_argument("-f", "--filename", metavar="FILE", help="LLMDeployment YAML (one or more documents; - for stdin)")
+    p.add_argument("-o", "--output", default="table", metavar="FORMAT", help="table (default) or json")
+    p.add_argument("--model-config", metavar="PATH", help="a Hugging Face config.json (or its directory)")
+    p.add_argument("--model", metavar="HF_ID", help="a model from the built-in catalog, e.g. meta-llama/Llama-3.1-8B")
+    p.add_argument("--gpu-memory-gib", metavar="G", help="memory of one GPU in GiB")
+    p.add_argument("--gpu", metavar="PRODUCT", help="nvidia.com/gpu.product value, e.g. NVIDIA-H100-80GB-HBM3")
+    p.add_argument("--gpus", default="1", metavar="N", help="GPUs per replica = tensor-parallel size (default 1)")
+    p.add_argument(
+        "--quantization", default="none", metavar="Q", help="none|bf16|fp16|fp8|int8|awq|gptq|bitsandbytes|gguf[-TYPE]"
+    )
+    p.add_argument("--max-model-len", metavar="L", help="context length; default: the largest that fits")
+    p.add_argument("--gpu-memory-utilization", default="0.9", metavar="U", help="vLLM budget share, in (0, 1]")
+    p.add_argument("--kv-cache-dtype", default="auto", metavar="D", help="auto|fp8|fp8_e4m3|fp8_e5m2")
+    p.add_argument("--max-num-seqs", default="256", metavar="S", help="vLLM --max-num-seqs (default 256)")
+    p.add_argument("--max-num-batched-tokens", metavar="T", help="vLLM --max-num-batched-tokens (default: vLLM's)")
+    p.set_defaults(func=handle)
+
+
+def _int_flag(flag: str, text: str | None, minimum: int = 1) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise PlanInputError(f"{flag} must be a whole number, got {text!r}") from None
+    if value < minimum:
+        raise PlanInputError(f"{flag} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float_flag(flag: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise PlanInputError(f"{flag} must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise PlanInputError(f"{flag} must be a finite number, got {text!r}")
+    return value
+
+
+def _arch_from_flags(args: argparse.Namespace) -> ModelArch:
+    if bool(args.model_config) == bool(args.model):
+        raise PlanInputError("give exactly one of --model-config PATH, --model HF_ID or -f FILE")
+    if args.model_config:
+        return load_config(args.model_config)
+    arch = catalog.lookup(args.model)
+    if arch is None:
+        raise PlanInputError(f"model {args.model!r} is not in the built-in catalog; use --model-config PATH")
+    return arch
+
+
+def _memory_from_flags(args: argparse.Namespace) -> float:
+    if args.gpu_memory_gib is not None and args.gpu is not None:
+        raise PlanInputError("give only one of --gpu-memory-gib and --gpu")
+    if args.gpu_memory_gib is not None:
+        memory = _float_flag("--gpu-memory-gib", args.gpu_memory_gib)
+        if memory <= 0:
+            raise PlanInputError(f"--gpu-memory-gib must be > 0, got {args.gpu_memory_gib}")
+        return memory
+    if args.gpu is None:
+        raise PlanInputError("give --gpu-memory-gib G or --gpu PRODUCT")
+    gpu = lookup_gpu(args.gpu)
+    if gpu is None:
+        raise PlanInputError(f"unknown GPU {args.gpu!r}; use --gpu-memory-gib, or one of: {', '.join(GPUS)}")
+    return gpu.memory_gib
+
+
+def _plan_flags(args: argparse.Namespace) -> FitReport:
+    arch = _arch_from_flags(args)
+    memory = _memory_from_flags(args)
+    gpus = _int_flag("--gpus", args.gpus)
+    utilization = _float_flag("--gpu-memory-utilization", args.gpu_memory_utilization)
+    if not 0 < utilization <= 1:
+        raise PlanInputError(f"--gpu-memory-utilization must be in (0, 1], got {args.gpu_memory_utilization}")
+    max_num_seqs = _int_flag("--max-num-seqs", args.max_num_seqs)
+    assert gpus is not None and max_num_seqs is not None
+    return plan(
+        arch,
+        quantization=args.quantization,
+        gpu_memory_gib=memory,
+        gpus=gpus,
+        gpu_memory_utilization=utilization,
+        max_model_len=_int_flag("--max-model-len", args.max_model_len),
+        kv_cache_dtype=args.kv_cache_dtype,
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=_int_flag("--max-num-batched-tokens", args.max_num_batched_tokens),
+        quantization_candidates=CLI_SUGGESTIONS,
+    )
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(part) for part in err["loc"])
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{loc}: {err['msg']}{more}" if loc else f"{err['msg']}{more}"
+
+
+def load_deployments(filename: str) -> list[LLMDeployment]:
+    """Every LLMDeployment in a YAML file (`-` = stdin); PlanInputError on bad input."""
+    try:
+        text = sys.stdin.read() if filename == "-" else Path(filename).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanInputError(f"cannot read {filename!r}: {getattr(exc, 'strerror', None) or exc}") from exc
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise PlanInputError(f"{filename}: not valid YAML: {problem}{where}") from None
+    deployments: list[LLMDeployment] = []
+    for index, doc in enumerate(docs, start=1):
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise PlanInputError(f"{filename}: document {index} is not a mapping")
+        if doc.get("kind", KIND) != KIND:
+            continue
+        name = (doc.get("metadata") or {}).get("name", "?") if isinstance(doc.get("metadata"), dict) else "?"
+        try:
+            deployments.append(LLMDeployment.model_validate(doc))
+        except ValidationError as exc:
+            raise PlanInputError(f"{filename}: document {index} ({name}): {_first_error(exc)}") from None
+    if not deployments:
+        raise PlanInputError(f"{filename}: no {KIND} documents")
+    return deployments
+
+
+def _run(args: argparse.Namespace) -> list[tuple[str, dict[str, str], FitReport]]:
+    if args.output not in ("table", "json"):
+        raise PlanInputError(f"-o must be table or json, got {args.output!r}")
+    if args.filename:
+        if args.model_config or args.model:
+            raise PlanInputError("give either -f FILE or --model-config/--model, not both")
+        return [
+            (d.name, {"name": d.name, "namespace": d.namespace}, plan_spec(d.spec))
+            for d in load_deployments(args.filename)
+        ]
+    report = _plan_flags(args)
+    return [(report.model or "model", {}, report)]
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run `plan` for parsed arguments; returns the exit code (0 fit, 1 does not fit, 2 bad input)."""
+    try:
+        results = _run(args)
+    except PlanInputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    if args.output == "json":
+        objects = [{**report.to_json(), **meta} for _, meta, report in results]
+        payload: Any = objects[0] if len(objects) == 1 else objects
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        sys.stdout.write(format_table([(name, report) for name, _, report in results]))
+    return 1 if any(report.fits is False for _, _, report in results) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m modelfleet.planner.cli plan ...` (the same as `modelfleet plan ...`)."""
+    parser = argparse.ArgumentParser(prog="modelfleet")
+    parser.error = _one_line_error  # type: ignore[method-assign]
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_parser(subparsers)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
