@@ -1,0 +1,73 @@
+-- Argo CD health check for modelfleet.io/LLMDeployment.
+--
+-- Argo CD runs this in its Lua 5.1 VM (gopher-lua) with the object in the global `obj`.
+-- Checks configured in argocd-cm get only the base, table and a safe os library, so no
+-- string.* functions (and no ("x"):method() calls) are used here.
+--
+--   no status yet, or status for an older generation  -> Progressing
+--   Fits=False (the model cannot fit the GPUs)          -> Degraded, with its message
+--   Degraded=True                                       -> Degraded, with its message
+--   Ready=True                                          -> Healthy
+--   otherwise (rolling out, scaling, loading the model) -> Progressing
+local hs = {}
+
+local function find(conditions, ctype)
+  if conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(conditions) do
+    if c.type == ctype then
+      return c
+    end
+  end
+  return nil
+end
+
+local function message_of(c, fallback)
+  if c ~= nil and c.message ~= nil and c.message ~= "" then
+    return c.message
+  end
+  return fallback
+end
+
+local status = obj.status
+if status == nil or status.conditions == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to report status"
+  return hs
+end
+
+local generation = nil
+if obj.metadata ~= nil then
+  generation = obj.metadata.generation
+end
+if generation ~= nil and status.observedGeneration ~= generation then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe generation " .. generation
+  return hs
+end
+
+local fits = find(status.conditions, "Fits")
+if fits ~= nil and fits.status == "False" then
+  hs.status = "Degraded"
+  hs.message = message_of(fits, "The model does not fit the GPUs of one replica")
+  return hs
+end
+
+local degraded = find(status.conditions, "Degraded")
+if degraded ~= nil and degraded.status == "True" then
+  hs.status = "Degraded"
+  hs.message = message_of(degraded, "Degraded")
+  return hs
+end
+
+local ready = find(status.conditions, "Ready")
+if ready ~= nil and ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = message_of(ready, "Ready")
+  return hs
+end
+
+hs.status = "Progressing"
+hs.message = message_of(find(status.conditions, "Progressing"), message_of(ready, "Waiting for replicas to become ready"))
+return hs
