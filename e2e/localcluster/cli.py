@@ -1,0 +1,78 @@
+"""Command line of e2e/cluster. Bad input: usage and exit 2. Build failure: the command and its tail."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import build, cluster, config
+
+DESCRIPTION = f"""\
+A local Kubernetes {config.KUBERNETES_VERSION} control plane (etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler) with KWOK fake GPU nodes, run as local processes. Binaries are built once and cached in
+{config.cache_root()}/ (MODELFLEET_CACHE); cluster state, kubeconfig and logs live in
+{config.state_dir()}/ (MODELFLEET_CLUSTER_DIR)."""
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="e2e/cluster", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="verb", metavar="{up,down,status,env,build}")
+    sub.required = True
+    upp = sub.add_parser("up", help="build what is missing, start the cluster, print KUBECONFIG=<path> last")
+    upp.add_argument("--nodes", type=_positive, default=config.DEFAULT_NODES,
+                     help=f"fake GPU nodes (default {config.DEFAULT_NODES})")
+    upp.add_argument("--gpus-per-node", type=_non_negative, default=config.DEFAULT_GPUS_PER_NODE,
+                     help=f"{config.GPU_RESOURCE} per node (default {config.DEFAULT_GPUS_PER_NODE})")
+    upp.add_argument("--with-prometheus", action="store_true",
+                     help="also start Prometheus with file-based discovery of <state>/prometheus/targets/*.json")
+    upp.add_argument("--taint", action="store_true",
+                     help="taint nodes kwok.x-k8s.io/node=fake:NoSchedule (pods then need the toleration)")
+    sub.add_parser("down", help="stop every process it started and remove the state dir")
+    st = sub.add_parser("status", help="what runs, on which ports, and where the logs are (exit 1 if not up)")
+    st.add_argument("--json", action="store_true", help="print state.json (plus \"up\") as JSON")
+    sub.add_parser("env", help="print KUBECONFIG=<path> if the cluster is up (exit 1 if not)")
+    sub.add_parser("build", help="build and cache every binary (Kubernetes, etcd, kwok, helm) and Prometheus")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.verb == "up":
+            return cluster.up(args.nodes, args.gpus_per_node, args.with_prometheus, taint=args.taint)
+        if args.verb == "down":
+            return cluster.down()
+        if args.verb == "status":
+            return cluster.status(as_json=args.json)
+        if args.verb == "env":
+            return cluster.env()
+        if args.verb == "build":
+            build.ensure_all(helm=True, prometheus=True)
+            for name in (*config.K8S_BINARIES, "kwok", "helm", "prometheus"):
+                print(f"{name:<24} {config.binary(name)}")
+            return 0
+    except build.BuildError as e:
+        print(f"[cluster] build failed: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. `e2e/cluster status | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("[cluster] interrupted; run `e2e/cluster down` to clean up", file=sys.stderr)
+        return 130
+    return 2

@@ -1,0 +1,97 @@
+"""Certificates for the local control plane, made with the openssl CLI (ECDSA P-256, fast).
+
+One CA signs the apiserver's serving certificate and one client certificate per component;
+the admin (used by kubectl, tests, kopf and helm) is in group system:masters.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config
+
+DAYS = "3650"
+
+# name -> (CN, O or None). Components authenticate with these; RBAC bootstrap knows their names.
+CLIENTS: dict[str, tuple[str, str | None]] = {
+    "admin": ("modelfleet-admin", "system:masters"),
+    "kube-controller-manager": ("system:kube-controller-manager", None),
+    "kube-scheduler": ("system:kube-scheduler", None),
+    "kwok": ("kwok-controller", "system:masters"),
+}
+
+
+@dataclass(frozen=True)
+class Pki:
+    dir: Path
+
+    @property
+    def ca_crt(self) -> Path:
+        return self.dir / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.dir / "ca.key"
+
+    @property
+    def sa_key(self) -> Path:
+        return self.dir / "sa.key"
+
+    @property
+    def sa_pub(self) -> Path:
+        return self.dir / "sa.pub"
+
+    def crt(self, name: str) -> Path:
+        return self.dir / f"{name}.crt"
+
+    def key(self, name: str) -> Path:
+        return self.dir / f"{name}.key"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    res = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)} failed:\n{res.stderr.strip()}")
+
+
+def _leaf(d: Path, name: str, subj: str, ext: str) -> None:
+    # Key identifiers: Python >= 3.13 verifies strictly (RFC 5280) and wants them.
+    (d / f"{name}.ext").write_text(
+        f"[ext]\n{ext}\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n")
+    _openssl("req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subj, cwd=d)
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", DAYS, "-sha256", "-extfile", f"{name}.ext", "-extensions", "ext",
+             "-out", f"{name}.crt", cwd=d)
+    (d / f"{name}.csr").unlink()
+    (d / f"{name}.ext").unlink()
+
+
+def create(d: Path) -> Pki:
+    """Create a fresh CA, serving and client certificates and the service-account key pair in d."""
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "ca.cnf").write_text(
+        "[req]\ndistinguished_name=dn\nprompt=no\nx509_extensions=v3_ca\n[dn]\nCN=modelfleet-local-ca\n"
+        "[v3_ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n"
+        "subjectKeyIdentifier=hash\n"
+    )
+    _openssl("req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-keyout", "ca.key", "-out", "ca.crt", "-days", DAYS, "-sha256", "-config", "ca.cnf", cwd=d)
+    sans = ",".join([
+        "IP:127.0.0.1", f"IP:{config.KUBERNETES_SERVICE_IP}", "DNS:localhost", "DNS:kubernetes",
+        "DNS:kubernetes.default", "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local",
+    ])
+    _leaf(d, "apiserver", "/CN=kube-apiserver",
+          "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+          f"extendedKeyUsage=serverAuth\nsubjectAltName={sans}")
+    for name, (cn, org) in CLIENTS.items():
+        subj = f"/O={org}/CN={cn}" if org else f"/CN={cn}"
+        _leaf(d, name, subj, "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                             "extendedKeyUsage=clientAuth")
+    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", "sa.key", cwd=d)
+    _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=d)
+    for f in d.glob("*.key"):
+        f.chmod(0o600)
+    return Pki(d)
