@@ -1,0 +1,201 @@
+"""vllmsim: a small fake vLLM OpenAI server that stands in for GPU pods in tests.
+
+    python e2e/vllmsim/server.py --port 8000 --model llama-8b --max-num-seqs 4 \
+        --tokens-per-second 50 [--ttft 0.1] [--api-key KEY] [--old-metric-names]
+
+Each completion request occupies one of ``--max-num-seqs`` slots for
+``ttft + max_tokens / tokens_per_second`` seconds; requests beyond that wait in a FIFO queue,
+exactly what ``vllm:num_requests_waiting`` counts in vLLM. ``/metrics`` uses vLLM's metric names
+and labels (``model_name``, and ``engine`` as vLLM V1 adds it); ``--old-metric-names`` emits
+``vllm:gpu_cache_usage_perc`` instead of ``vllm:kv_cache_usage_perc`` (vLLM < 0.10).
+KV-cache usage is simulated as running / max-num-seqs. With ``--api-key``, ``/v1`` needs
+``Authorization: Bearer KEY``; ``/health`` and ``/metrics`` never do (probes and Prometheus).
+
+Why not llm-d-inference-sim: it is a Go module the module proxy here refuses (403).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Engine:
+    """The simulated scheduler: ``max_num_seqs`` slots and a FIFO queue."""
+
+    model: str
+    max_num_seqs: int
+    tokens_per_second: float
+    ttft: float = 0.0
+    old_metric_names: bool = False
+    running: int = 0
+    queue: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
+    success: int = 0
+    prompt_tokens: int = 0
+    generation_tokens: int = 0
+
+    async def run(self, max_tokens: int) -> None:
+        """Wait for a slot (FIFO), hold it for the simulated duration, release it."""
+        if self.running >= self.max_num_seqs or self.queue:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.queue.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut in self.queue:
+                    self.queue.remove(fut)
+                elif fut.done() and not fut.cancelled():
+                    self._release()  # the slot was handed over just as the client left
+                raise
+        else:
+            self.running += 1
+        try:
+            await asyncio.sleep(self.ttft + max_tokens / self.tokens_per_second)
+            self.success += 1
+            self.generation_tokens += max_tokens
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self.queue:
+            nxt = self.queue.popleft()
+            if not nxt.done():
+                nxt.set_result(None)  # hand the slot over; running stays the same
+                return
+        self.running -= 1
+
+    def metrics_text(self) -> str:
+        """The Prometheus text exposition, in vLLM's names and label layout."""
+        waiting = len(self.queue)
+        kv = self.running / self.max_num_seqs
+        lbl = f'engine="0",model_name="{self.model}"'
+        kv_name = "vllm:gpu_cache_usage_perc" if self.old_metric_names else "vllm:kv_cache_usage_perc"
+        lines = [
+            "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+            "# TYPE vllm:num_requests_running gauge",
+            f"vllm:num_requests_running{{{lbl}}} {float(self.running)}",
+            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
+            "# TYPE vllm:num_requests_waiting gauge",
+            f"vllm:num_requests_waiting{{{lbl}}} {float(waiting)}",
+            f"# HELP {kv_name} KV-cache usage. 1 means 100 percent usage.",
+            f"# TYPE {kv_name} gauge",
+            f"{kv_name}{{{lbl}}} {kv}",
+            "# HELP vllm:request_success_total Count of successfully processed requests.",
+            "# TYPE vllm:request_success_total counter",
+            f'vllm:request_success_total{{{lbl},finished_reason="length"}} {float(self.success)}',
+            "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
+            "# TYPE vllm:prompt_tokens_total counter",
+            f"vllm:prompt_tokens_total{{{lbl}}} {float(self.prompt_tokens)}",
+            "# HELP vllm:generation_tokens_total Number of generation tokens processed.",
+            "# TYPE vllm:generation_tokens_total counter",
+            f"vllm:generation_tokens_total{{{lbl}}} {float(self.generation_tokens)}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def _error(status: int, message: str, kind: str) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": kind, "code": status}}, status=status)
+
+
+def make_app(engine: Engine, api_key: str | None = None) -> web.Application:
+    """The aiohttp application serving the OpenAI subset, /health and /metrics."""
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
+        bearer = request.headers.get("Authorization", "")
+        if api_key and request.path.startswith("/v1") and bearer != f"Bearer {api_key}":
+            return _error(401, "invalid or missing API key", "authentication_error")
+        result: web.StreamResponse = await handler(request)
+        return result
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="")
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(text=engine.metrics_text(), content_type="text/plain", charset="utf-8")
+
+    async def models(_: web.Request) -> web.Response:
+        card = {"id": engine.model, "object": "model", "created": int(time.time()), "owned_by": "vllm",
+                "max_model_len": 8192}
+        return web.json_response({"object": "list", "data": [card]})
+
+    async def complete(request: web.Request, chat: bool) -> web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "request body is not JSON", "invalid_request_error")
+        if not isinstance(body, dict):
+            return _error(400, "request body must be a JSON object", "invalid_request_error")
+        if body.get("model") not in (None, engine.model):
+            return _error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError")
+        if body.get("stream"):
+            return _error(400, "vllmsim does not stream", "invalid_request_error")
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 16
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            return _error(400, "max_tokens must be a positive integer", "invalid_request_error")
+        prompt = json.dumps(body.get("messages") if chat else body.get("prompt", ""))
+        prompt_tokens = max(1, len(prompt) // 4)
+        engine.prompt_tokens += prompt_tokens
+        await engine.run(max_tokens)
+        text = " ".join(["tok"] * max_tokens)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": max_tokens,
+                 "total_tokens": prompt_tokens + max_tokens}
+        if chat:
+            choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text},
+                                      "finish_reason": "length"}
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": "length", "logprobs": None}
+        return web.json_response({
+            "id": f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}",
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()), "model": engine.model, "choices": [choice], "usage": usage,
+        })
+
+    async def completions(request: web.Request) -> web.Response:
+        return await complete(request, chat=False)
+
+    async def chat_completions(request: web.Request) -> web.Response:
+        return await complete(request, chat=True)
+
+    app = web.Application(middlewares=[auth])
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse flags and serve until killed."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", required=True)
+    p.add_argument("--max-num-seqs", type=int, default=256)
+    p.add_argument("--tokens-per-second", type=float, default=100.0)
+    p.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
+    p.add_argument("--api-key", default=None)
+    p.add_argument("--old-metric-names", action="store_true",
+                   help="emit vllm:gpu_cache_usage_perc instead of vllm:kv_cache_usage_perc")
+    p.add_argument("--shutdown-timeout", type=float, default=0.5,
+                   help="seconds in-flight requests get to finish after SIGTERM")
+    a = p.parse_args(argv)
+    if a.max_num_seqs < 1 or a.tokens_per_second <= 0 or a.ttft < 0:
+        p.error("--max-num-seqs >= 1, --tokens-per-second > 0 and --ttft >= 0 are required")
+    engine = Engine(a.model, a.max_num_seqs, a.tokens_per_second, a.ttft, a.old_metric_names)
+    web.run_app(make_app(engine, a.api_key), host=a.host, port=a.port, print=None,
+                shutdown_timeout=a.shutdown_timeout)
+
+
+if __name__ == "__main__":
+    main()
