@@ -13,7 +13,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, JsonValue, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "modelfleet.io"
@@ -70,7 +70,7 @@ def _check_flag(arg: str) -> str:
     return arg
 
 
-def cel(rule: str, message: str, **extra: str) -> dict[str, str]:
+def cel(rule: str, message: str, **extra: str) -> JsonValue:
     """One `x-kubernetes-validations` entry."""
     return {"rule": rule, "message": message, **extra}
 
@@ -237,9 +237,7 @@ class EngineSpec(_Model):
         le=10_000_000,
         description="--max-model-len; when omitted the largest that fits is chosen (see status.capacity).",
     )
-    gpu_memory_utilization: float = Field(
-        default=0.9, gt=0, le=1, description="--gpu-memory-utilization, in (0, 1]."
-    )
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1, description="--gpu-memory-utilization, in (0, 1].")
     max_num_seqs: int = Field(default=256, ge=1, le=65536, description="--max-num-seqs.")
     enable_prefix_caching: bool = Field(default=True, description="--enable-prefix-caching.")
     kv_cache_dtype: KVCacheDtype = Field(default=KVCacheDtype.AUTO, description="--kv-cache-dtype.")

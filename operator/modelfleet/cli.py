@@ -39,8 +39,10 @@ def _cmd_render(args: argparse.Namespace) -> int:
         fit = check_fit(llm)
         if fit.verdict.fits is False:
             refused += 1
-            print(f"modelfleet render: {llm.namespace}/{llm.name} would not be rolled out: {fit.verdict.message}",
-                  file=sys.stderr)
+            print(
+                f"modelfleet render: {llm.namespace}/{llm.name} would not be rolled out: {fit.verdict.message}",
+                file=sys.stderr,
+            )
             continue
         choices = render.RenderChoices(replicas=desired_replicas(llm, None), max_model_len=fit.max_model_len)
         objects += render.render(llm, choices)
@@ -80,21 +82,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"modelfleet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="run the operator against the current kubeconfig (or in-cluster config)",
-                         description="Run the operator. Settings come from MODELFLEET_* variables; flags win.")
-    run.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable); "
-                     "default: all namespaces (MODELFLEET_NAMESPACES)")
+    run = sub.add_parser(
+        "run",
+        help="run the operator against the current kubeconfig (or in-cluster config)",
+        description="Run the operator. Settings come from MODELFLEET_* variables; flags win.",
+    )
+    run.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        help="watch only this namespace (repeatable); default: all namespaces (MODELFLEET_NAMESPACES)",
+    )
     run.add_argument("--prometheus-url", help="Prometheus base URL for autoscaling (MODELFLEET_PROMETHEUS_URL)")
-    run.add_argument("--metrics-mode", choices=["prometheus", "scrape", "off"],
-                     help="where the autoscaler reads vLLM metrics (MODELFLEET_METRICS_MODE)")
+    run.add_argument(
+        "--metrics-mode",
+        choices=["prometheus", "scrape", "off"],
+        help="where the autoscaler reads vLLM metrics (MODELFLEET_METRICS_MODE)",
+    )
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="(MODELFLEET_LOG_LEVEL)")
     run.add_argument("--health-port", type=int, help="liveness endpoint port, /healthz (MODELFLEET_HEALTH_PORT)")
     run.add_argument("--metrics-port", type=int, help="operator /metrics port (MODELFLEET_METRICS_PORT)")
     run.add_argument("--autoscale-interval", type=int, help="seconds between autoscaler cycles")
     run.set_defaults(func=_cmd_run)
 
-    render = sub.add_parser("render", help="print every object the operator would create, as YAML (no cluster)",
-                            description="Render the children of the LLMDeployment(s) in FILE as a YAML stream.")
+    render = sub.add_parser(
+        "render",
+        help="print every object the operator would create, as YAML (no cluster)",
+        description="Render the children of the LLMDeployment(s) in FILE as a YAML stream.",
+    )
     render.add_argument("-f", "--file", required=True, help="YAML file with one or more LLMDeployments ('-': stdin)")
     render.set_defaults(func=_cmd_render)
 

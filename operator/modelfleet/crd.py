@@ -17,8 +17,7 @@ from modelfleet import api
 # Keys pydantic emits that a structural schema either forbids or does not need.
 _DROPPED = {"title", "$defs", "examples"}
 NAME_RULE = api.cel(
-    f"self.metadata.name.size() <= {api.MAX_NAME_LENGTH} && "
-    f"self.metadata.name.matches('^{api.NAME_PATTERN.pattern}$')",
+    f"self.metadata.name.size() <= {api.MAX_NAME_LENGTH} && self.metadata.name.matches('^{api.NAME_PATTERN.pattern}$')",
     api.NAME_MESSAGE,
 )
 PRINTER_COLUMNS: list[dict[str, Any]] = [
@@ -28,8 +27,13 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
     {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
-    {"name": "KV-Seqs", "type": "integer", "jsonPath": ".status.capacity.maxConcurrentSequences",
-     "description": "Concurrent sequences at maxModelLen per replica", "priority": 1},
+    {
+        "name": "KV-Seqs",
+        "type": "integer",
+        "jsonPath": ".status.capacity.maxConcurrentSequences",
+        "description": "Concurrent sequences at maxModelLen per replica",
+        "priority": 1,
+    },
     {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

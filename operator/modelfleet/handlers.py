@@ -6,15 +6,17 @@ import logging
 from typing import Any
 
 import kopf
+from prometheus_client import Counter
 from pydantic import ValidationError
 
 from modelfleet import api, reconcile
-from modelfleet.kube import Kube, KubeError
+from modelfleet.kube import KubeError
 from modelfleet.runtime import RUNTIME
 
 log = logging.getLogger(__name__)
-LLM = {"group": api.GROUP, "version": api.VERSION, "plural": api.PLURAL}
-CHILD = {"labels": {api.DEPLOYMENT_LABEL: kopf.PRESENT}}
+RECONCILES = Counter("modelfleet_reconciles", "Reconciles of LLMDeployments, by outcome", ["outcome"])
+LLM = (api.GROUP, api.VERSION, api.PLURAL)
+CHILD_LABELS = {api.DEPLOYMENT_LABEL: kopf.PRESENT}
 
 
 @kopf.on.startup()
@@ -38,10 +40,30 @@ async def stop(**_: Any) -> None:
     await RUNTIME.stop()
 
 
+def _reconcile(body: dict[str, Any]) -> reconcile.Result:
+    """Reconcile and count the outcome; errors propagate to the caller."""
+    try:
+        result = reconcile.reconcile(body, RUNTIME.kube)
+    except Exception:
+        RECONCILES.labels("error").inc()
+        raise
+    RECONCILES.labels("changed" if result.applied or result.status_patch else "unchanged").inc()
+    if result.applied or result.status_patch:
+        meta = body["metadata"]
+        log.info(
+            "reconciled %s/%s: applied=%s status=%s",
+            meta["namespace"],
+            meta["name"],
+            result.applied,
+            sorted(result.status_patch),
+        )
+    return result
+
+
 def _run(body: kopf.Body) -> None:
     """Reconcile, mapping failures onto kopf's retry semantics."""
     try:
-        result = reconcile.reconcile(dict(body), RUNTIME.kube)
+        _reconcile(dict(body))
     except ValidationError as exc:
         # The CRD should have refused this; retrying cannot help until the spec changes.
         raise kopf.PermanentError(f"invalid spec: {exc.errors()[0].get('msg')}") from exc
@@ -49,32 +71,29 @@ def _run(body: kopf.Body) -> None:
         if exc.retryable:
             raise kopf.TemporaryError(str(exc), delay=5 if exc.status == 409 else 15) from exc
         raise kopf.PermanentError(str(exc)) from exc
-    if result.applied or result.status_patch:
-        log.info("reconciled %s/%s: applied=%s status=%s", body["metadata"]["namespace"],
-                 body["metadata"]["name"], result.applied, sorted(result.status_patch))
 
 
-@kopf.on.resume(**LLM)
-@kopf.on.create(**LLM)
-@kopf.on.update(**LLM, field="spec")
+@kopf.on.resume(*LLM)
+@kopf.on.create(*LLM)
+@kopf.on.update(*LLM, field="spec")
 def on_spec(body: kopf.Body, **_: Any) -> None:
     """A new or changed spec (or an operator restart): converge children and status."""
     _run(body)
 
 
-@kopf.timer(**LLM, interval=60, initial_delay=30)
+@kopf.timer(*LLM, interval=RUNTIME.settings.resync_seconds, initial_delay=RUNTIME.settings.resync_seconds)
 def resync(body: kopf.Body, **_: Any) -> None:
     """Level-based resync: repairs drift (a deleted child) and notices stuck pods; no-op writes nothing."""
     _run(body)
 
 
-@kopf.on.event(**LLM)
+@kopf.on.event(*LLM)
 def track(event: kopf.RawEvent, **_: Any) -> None:
     """Keep the in-memory view the autoscaler reads (no API calls)."""
     RUNTIME.registry.observe_llm(event)
 
 
-@kopf.on.event("apps", "v1", "deployments", **CHILD)
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
 def child_changed(event: kopf.RawEvent, **_: Any) -> None:
     """A child Deployment changed (pods became ready, a rollout moved): refresh the owner's status."""
     obj = event["object"]
@@ -82,7 +101,7 @@ def child_changed(event: kopf.RawEvent, **_: Any) -> None:
     _refresh_owner(obj)
 
 
-@kopf.on.event("", "v1", "pods", **CHILD, when=lambda body, **_: _pod_stuck(body))
+@kopf.on.event("", "v1", "pods", labels=CHILD_LABELS, when=lambda body, **_: _pod_stuck(body))
 def pod_stuck(body: kopf.Body, **_: Any) -> None:
     """A model pod cannot be scheduled or its container is stuck: say so in the owner's status now."""
     _refresh_owner(body)
@@ -99,11 +118,10 @@ def _refresh_owner(child: Any) -> None:
     name = (meta.get("labels") or {}).get(api.DEPLOYMENT_LABEL)
     if not name:
         return
-    kube: Kube = RUNTIME.kube
     try:
-        owner = kube.get_llm(meta["namespace"], name)
+        owner = RUNTIME.kube.get_llm(meta["namespace"], name)
         if owner is not None and not owner["metadata"].get("deletionTimestamp"):
-            reconcile.reconcile(owner, kube)
+            _reconcile(owner)
     except (KubeError, ValidationError) as exc:
         # Event handlers are not retried; the periodic resync catches up.
         log.warning("could not refresh %s/%s after a child change: %s", meta.get("namespace"), name, exc)

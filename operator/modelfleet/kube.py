@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import Counter as PromCounter
 
 from modelfleet import api
@@ -78,6 +78,7 @@ class Kube:
     def get_child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """A Deployment or Service as a plain dict, or None when absent."""
         self._count("get", kind)
+        obj: Any
         try:
             if kind == "Deployment":
                 obj = self.apps.read_namespaced_deployment(name, namespace)
@@ -104,22 +105,20 @@ class Kube:
         """One LLMDeployment, or None when it is gone."""
         self._count("get", api.KIND)
         try:
-            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                api.GROUP, api.VERSION, namespace, api.PLURAL, name
-            )
+            obj: Any = self.custom.get_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, name)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise _wrap(exc, f"reading {api.KIND} {namespace}/{name}") from exc
-        return obj
+        return dict(obj)
 
     # -- writes --------------------------------------------------------------------------------
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply of a Deployment or Service (create or update), forcing our fields."""
         kind, meta = obj["kind"], obj["metadata"]
         self._count("apply", kind)
-        kwargs = {"field_manager": api.FIELD_MANAGER, "force": True,
-                  "_content_type": "application/apply-patch+yaml"}
+        kwargs: dict[str, Any] = {"field_manager": api.FIELD_MANAGER, "force": True, "_content_type": "application/apply-patch+yaml"}
+        result: Any
         try:
             if kind == "Deployment":
                 result = self.apps.patch_namespaced_deployment(meta["name"], meta["namespace"], obj, **kwargs)
@@ -148,8 +147,14 @@ class Kube:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
             self.custom.patch_namespaced_custom_object_status(
-                api.GROUP, api.VERSION, namespace, api.PLURAL, name, body,
-                field_manager=api.FIELD_MANAGER, _content_type="application/merge-patch+json",
+                api.GROUP,
+                api.VERSION,
+                namespace,
+                api.PLURAL,
+                name,
+                body,
+                field_manager=api.FIELD_MANAGER,
+                _content_type="application/merge-patch+json",
             )
         except ApiException as exc:
             raise _wrap(exc, f"writing status of {namespace}/{name}") from exc
@@ -159,7 +164,9 @@ class Kube:
         self._count("patch", "Deployment/scale")
         try:
             self.apps.patch_namespaced_deployment_scale(
-                name, namespace, {"spec": {"replicas": replicas}},
+                name,
+                namespace,
+                {"spec": {"replicas": replicas}},
                 field_manager=f"{api.FIELD_MANAGER}-autoscaler",
                 _content_type="application/merge-patch+json",
             )
@@ -171,8 +178,11 @@ class Kube:
         self._count("patch", "Pod")
         try:
             self.core.patch_namespaced_pod(
-                name, namespace, {"metadata": {"annotations": annotations}},
-                field_manager=api.FIELD_MANAGER, _content_type="application/merge-patch+json",
+                name,
+                namespace,
+                {"metadata": {"annotations": annotations}},
+                field_manager=api.FIELD_MANAGER,
+                _content_type="application/merge-patch+json",
             )
         except ApiException as exc:
             raise _wrap(exc, f"annotating pod {namespace}/{name}") from exc
@@ -185,17 +195,25 @@ class Kube:
         body = client.CoreV1Event(
             metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=meta["namespace"]),
             involved_object=client.V1ObjectReference(
-                api_version=api.API_VERSION, kind=api.KIND, name=meta["name"], namespace=meta["namespace"],
-                uid=meta.get("uid"), resource_version=meta.get("resourceVersion"),
+                api_version=api.API_VERSION,
+                kind=api.KIND,
+                name=meta["name"],
+                namespace=meta["namespace"],
+                uid=meta.get("uid"),
+                resource_version=meta.get("resourceVersion"),
             ),
-            type=type_, reason=reason, message=message[:1024],
-            first_timestamp=now, last_timestamp=now, count=1,
+            type=type_,
+            reason=reason,
+            message=message[:1024],
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
             source=client.V1EventSource(component="modelfleet"),
-            reporting_component="modelfleet.io/operator", reporting_instance="modelfleet",
+            reporting_component="modelfleet.io/operator",
+            reporting_instance="modelfleet",
         )
         try:
             self.core.create_namespaced_event(meta["namespace"], body)
         except ApiException as exc:
             # An Event that cannot be posted must not fail the reconcile it describes.
             log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
-

@@ -19,16 +19,17 @@ def run_operator(settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    from modelfleet import handlers  # noqa: F401  (registers the kopf handlers)
     from modelfleet.kube import load_config
     from modelfleet.runtime import RUNTIME
+
+    RUNTIME.configure(settings)  # before the handlers import: their timers read the intervals
+    from modelfleet import handlers  # noqa: F401  (registers the kopf handlers)
 
     try:
         load_config()
     except Exception as exc:
         print(f"modelfleet run: no cluster to talk to ({exc}); set KUBECONFIG or run in a pod", file=sys.stderr)
         return 1
-    RUNTIME.configure(settings)
     start_http_server(settings.metrics_port)
     namespaces = list(settings.namespaces)
     asyncio.run(

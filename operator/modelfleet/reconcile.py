@@ -39,7 +39,7 @@ def desired_replicas(llm: api.LLMDeployment, existing: dict[str, Any] | None) ->
     if not spec.autoscaling.enabled:
         return spec.replicas
     auto = spec.autoscaling
-    chosen = (llm.status.desired_replicas if llm.status else None)
+    chosen = llm.status.desired_replicas if llm.status else None
     if chosen is None and existing is not None:
         chosen = existing.get("spec", {}).get("replicas")
     if chosen is None:
@@ -53,11 +53,16 @@ def _needs_pods(deployment: dict[str, Any] | None) -> bool:
         return False
     st = deployment.get("status") or {}
     want = deployment.get("spec", {}).get("replicas", 0)
-    return int(st.get("readyReplicas", 0)) < want or int(st.get("replicas", 0)) > want
+    return bool(int(st.get("readyReplicas", 0)) < want or int(st.get("replicas", 0)) > want)
 
 
-def _apply_children(kube: Kube, body: dict[str, Any], children: list[dict[str, Any]],
-                    existing: dict[str, dict[str, Any] | None], result: Result) -> dict[str, Any] | None:
+def _apply_children(
+    kube: Kube,
+    body: dict[str, Any],
+    children: list[dict[str, Any]],
+    existing: dict[str, dict[str, Any] | None],
+    result: Result,
+) -> dict[str, Any] | None:
     """Apply each child whose config changed; returns the Deployment as it now stands."""
     deployment = existing.get("Deployment")
     for child in children:

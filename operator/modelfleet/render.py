@@ -53,12 +53,18 @@ def vllm_args(llm: api.LLMDeployment, choices: RenderChoices) -> list[str]:
     model, source_flags = model_argument(spec.model.uri)
     args = [
         model,
-        "--served-model-name", llm.served_name,
-        "--host", "0.0.0.0",
-        "--port", str(api.VLLM_PORT),
-        "--tensor-parallel-size", str(spec.gpu.count),
-        "--gpu-memory-utilization", str(spec.engine.gpu_memory_utilization),
-        "--max-num-seqs", str(spec.engine.max_num_seqs),
+        "--served-model-name",
+        llm.served_name,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(api.VLLM_PORT),
+        "--tensor-parallel-size",
+        str(spec.gpu.count),
+        "--gpu-memory-utilization",
+        str(spec.engine.gpu_memory_utilization),
+        "--max-num-seqs",
+        str(spec.engine.max_num_seqs),
     ]
     if spec.quantization != api.Quantization.NONE:
         args += ["--quantization", str(spec.quantization)]
@@ -79,9 +85,7 @@ def _env(llm: api.LLMDeployment) -> list[dict[str, Any]]:
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
     if spec.api_key_secret_ref:
         ref = spec.api_key_secret_ref
-        env.append(
-            {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
-        )
+        env.append({"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
     env += [{"name": k, "value": v} for k, v in sorted(spec.engine.env.items())]
     return env
 

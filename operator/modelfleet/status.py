@@ -102,12 +102,21 @@ def compute(
     problem = pod_problem(observed.pods)
 
     if dep is None:
-        progressing = _cond("Progressing", fit.fits is not False, "Creating" if fit.fits is not False
-                            else "FitCheckFailed", "creating the vLLM Deployment" if fit.fits is not False
-                            else "nothing rolled out: the model does not fit", generation)
+        progressing = _cond(
+            "Progressing",
+            fit.fits is not False,
+            "Creating" if fit.fits is not False else "FitCheckFailed",
+            "creating the vLLM Deployment" if fit.fits is not False else "nothing rolled out: the model does not fit",
+            generation,
+        )
     elif observed.rollout_held:
-        progressing = _cond("Progressing", False, "RolloutHeld",
-                            "the new spec does not fit; the running replicas keep the previous spec", generation)
+        progressing = _cond(
+            "Progressing",
+            False,
+            "RolloutHeld",
+            "the new spec does not fit; the running replicas keep the previous spec",
+            generation,
+        )
     else:
         moving, reason, message = _rollout(dep)
         progressing = _cond("Progressing", moving, reason, message, generation)
@@ -157,11 +166,9 @@ def compute(
     return out
 
 
-def merge_conditions(
-    previous: list[dict[str, Any]], new: list[dict[str, Any]], now: str
-) -> list[dict[str, Any]]:
+def merge_conditions(previous: list[dict[str, Any]], new: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
     """New conditions replace old ones of the same type; lastTransitionTime moves only on a flip."""
-    old = {c.get("type"): c for c in previous}
+    old = {str(c.get("type")): c for c in previous}
     merged: dict[str, dict[str, Any]] = dict(old)
     for cond in new:
         before = old.get(cond["type"])

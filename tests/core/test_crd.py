@@ -44,8 +44,11 @@ def test_schema_is_structural() -> None:
 def test_subresources_and_columns() -> None:
     version = crd.crd()["spec"]["versions"][0]
     scale = version["subresources"]["scale"]
-    assert scale == {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-                     "labelSelectorPath": ".status.selector"}
+    assert scale == {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
     names = [c["name"] for c in version["additionalPrinterColumns"]]
     for wanted in ("Model", "GPUs", "Ready", "Status", "Age"):
         assert wanted in names

@@ -109,8 +109,10 @@ def test_shm_is_memory_backed() -> None:
 
 
 def test_secrets_only_through_env() -> None:
-    obj = llm(model={"uri": "hf://a/b", "tokenSecretRef": {"name": "hf", "key": "t"}},
-              apiKeySecretRef={"name": "keys", "key": "k"})
+    obj = llm(
+        model={"uri": "hf://a/b", "tokenSecretRef": {"name": "hf", "key": "t"}},
+        apiKeySecretRef={"name": "keys", "key": "k"},
+    )
     c = container(obj)
     env = {e["name"]: e for e in c["env"]}
     assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf", "key": "t"}
@@ -123,8 +125,10 @@ def test_secrets_only_through_env() -> None:
     [
         ({}, None),
         ({"gpu": {"product": "NVIDIA-L4"}}, {"nvidia.com/gpu.product": "NVIDIA-L4"}),
-        ({"gpu": {"product": "NVIDIA-L4"}, "scheduling": {"nodeSelector": {"pool": "a"}}},
-         {"pool": "a", "nvidia.com/gpu.product": "NVIDIA-L4"}),
+        (
+            {"gpu": {"product": "NVIDIA-L4"}, "scheduling": {"nodeSelector": {"pool": "a"}}},
+            {"pool": "a", "nvidia.com/gpu.product": "NVIDIA-L4"},
+        ),
     ],
 )
 def test_node_selector(spec: dict[str, Any], selector: dict[str, str] | None) -> None:

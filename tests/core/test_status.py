@@ -12,20 +12,40 @@ FITS = status.FitVerdict(True, "Fits", "fits", {"kvCacheTokens": 1000})
 NOFIT = status.FitVerdict(False, "DoesNotFit", "needs 141 GiB, has 72 GiB; set gpu.count: 2")
 
 
-def dep(replicas: int = 2, ready: int = 2, updated: int | None = None, gen: int = 1, seen: int = 1,
-        deadline: bool = False) -> dict[str, Any]:
-    st: dict[str, Any] = {"observedGeneration": seen, "replicas": replicas, "readyReplicas": ready,
-                          "availableReplicas": ready, "updatedReplicas": replicas if updated is None else updated}
+def dep(
+    replicas: int = 2, ready: int = 2, updated: int | None = None, gen: int = 1, seen: int = 1, deadline: bool = False
+) -> dict[str, Any]:
+    st: dict[str, Any] = {
+        "observedGeneration": seen,
+        "replicas": replicas,
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "updatedReplicas": replicas if updated is None else updated,
+    }
     if deadline:
-        st["conditions"] = [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-                             "message": "ReplicaSet has timed out progressing."}]
+        st["conditions"] = [
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": "ReplicaSet has timed out progressing.",
+            }
+        ]
     return {"metadata": {"generation": gen}, "spec": {"replicas": replicas}, "status": st}
 
 
 PENDING_POD = {
     "metadata": {"name": "llama-abc"},
-    "status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                               "message": "0/4 nodes are available: 4 Insufficient nvidia.com/gpu."}]},
+    "status": {
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/4 nodes are available: 4 Insufficient nvidia.com/gpu.",
+            }
+        ]
+    },
 }
 CRASH_POD = {
     "metadata": {"name": "llama-def"},
@@ -40,32 +60,95 @@ def conds(result: dict[str, Any]) -> dict[str, tuple[str, str]]:
 @pytest.mark.parametrize(
     ("fit", "observed", "desired", "phase", "expect"),
     [
-        (FITS, status.Observed(None, []), 2, "Progressing",
-         {"Ready": ("False", "NoReplicaReady"), "Progressing": ("True", "Creating"), "Fits": ("True", "Fits")}),
-        (FITS, status.Observed(dep(2, 2), []), 2, "Ready",
-         {"Ready": ("True", "ReplicasReady"), "Progressing": ("False", "RolloutComplete"),
-          "Degraded": ("False", "AsExpected")}),
-        (FITS, status.Observed(dep(2, 1, updated=1), []), 2, "Progressing",
-         {"Ready": ("True", "ReplicasReady"), "Progressing": ("True", "RollingOut")}),
-        (FITS, status.Observed(dep(2, 0, gen=2, seen=1), []), 2, "Progressing",
-         {"Progressing": ("True", "RollingOut")}),
-        (FITS, status.Observed(dep(2, 1), [PENDING_POD]), 2, "Degraded",
-         {"Degraded": ("True", "InsufficientGPUs"), "Ready": ("True", "ReplicasReady")}),
-        (FITS, status.Observed(dep(1, 0), [CRASH_POD]), 1, "Degraded",
-         {"Degraded": ("True", "CrashLoopBackOff"), "Ready": ("False", "NoReplicaReady")}),
-        (FITS, status.Observed(dep(1, 0, deadline=True), []), 1, "Degraded",
-         {"Degraded": ("True", "ProgressDeadlineExceeded")}),
-        (NOFIT, status.Observed(None, []), 1, "DoesNotFit",
-         {"Fits": ("False", "DoesNotFit"), "Progressing": ("False", "FitCheckFailed")}),
-        (NOFIT, status.Observed(dep(1, 1), [], rollout_held=True), 1, "Degraded",
-         {"Fits": ("False", "DoesNotFit"), "Progressing": ("False", "RolloutHeld"), "Ready": ("True", "ReplicasReady")}),
+        (
+            FITS,
+            status.Observed(None, []),
+            2,
+            "Progressing",
+            {"Ready": ("False", "NoReplicaReady"), "Progressing": ("True", "Creating"), "Fits": ("True", "Fits")},
+        ),
+        (
+            FITS,
+            status.Observed(dep(2, 2), []),
+            2,
+            "Ready",
+            {
+                "Ready": ("True", "ReplicasReady"),
+                "Progressing": ("False", "RolloutComplete"),
+                "Degraded": ("False", "AsExpected"),
+            },
+        ),
+        (
+            FITS,
+            status.Observed(dep(2, 1, updated=1), []),
+            2,
+            "Progressing",
+            {"Ready": ("True", "ReplicasReady"), "Progressing": ("True", "RollingOut")},
+        ),
+        (
+            FITS,
+            status.Observed(dep(2, 0, gen=2, seen=1), []),
+            2,
+            "Progressing",
+            {"Progressing": ("True", "RollingOut")},
+        ),
+        (
+            FITS,
+            status.Observed(dep(2, 1), [PENDING_POD]),
+            2,
+            "Degraded",
+            {"Degraded": ("True", "InsufficientGPUs"), "Ready": ("True", "ReplicasReady")},
+        ),
+        (
+            FITS,
+            status.Observed(dep(1, 0), [CRASH_POD]),
+            1,
+            "Degraded",
+            {"Degraded": ("True", "CrashLoopBackOff"), "Ready": ("False", "NoReplicaReady")},
+        ),
+        (
+            FITS,
+            status.Observed(dep(1, 0, deadline=True), []),
+            1,
+            "Degraded",
+            {"Degraded": ("True", "ProgressDeadlineExceeded")},
+        ),
+        (
+            NOFIT,
+            status.Observed(None, []),
+            1,
+            "DoesNotFit",
+            {"Fits": ("False", "DoesNotFit"), "Progressing": ("False", "FitCheckFailed")},
+        ),
+        (
+            NOFIT,
+            status.Observed(dep(1, 1), [], rollout_held=True),
+            1,
+            "Degraded",
+            {
+                "Fits": ("False", "DoesNotFit"),
+                "Progressing": ("False", "RolloutHeld"),
+                "Ready": ("True", "ReplicasReady"),
+            },
+        ),
         (FITS, status.Observed(dep(0, 0), []), 0, "ScaledToZero", {"Ready": ("False", "ScaledToZero")}),
     ],
-    ids=["new", "ready", "rolling", "unseen-generation", "no-gpus", "crashloop", "deadline", "nofit-new",
-         "nofit-held", "zero"],
+    ids=[
+        "new",
+        "ready",
+        "rolling",
+        "unseen-generation",
+        "no-gpus",
+        "crashloop",
+        "deadline",
+        "nofit-new",
+        "nofit-held",
+        "zero",
+    ],
 )
-def test_compute(fit: status.FitVerdict, observed: status.Observed, desired: int, phase: str,
-                 expect: dict[str, tuple[str, str]]) -> None:
+def test_compute(
+    fit: status.FitVerdict, observed: status.Observed, desired: int, phase: str, expect: dict[str, tuple[str, str]]
+) -> None:
     result = status.compute(3, "http://x", "sel", desired, fit, observed)
     assert result["phase"] == phase, result
     got = conds(result)
@@ -84,10 +167,18 @@ def test_unschedulable_message_is_the_schedulers() -> None:
 def test_merge_keeps_transition_time_and_foreign_conditions() -> None:
     old = [
         {"type": "Ready", "status": "True", "reason": "ReplicasReady", "message": "1/1", "lastTransitionTime": "T0"},
-        {"type": "MetricsAvailable", "status": "False", "reason": "NoSeries", "message": "", "lastTransitionTime": "T0"},
+        {
+            "type": "MetricsAvailable",
+            "status": "False",
+            "reason": "NoSeries",
+            "message": "",
+            "lastTransitionTime": "T0",
+        },
     ]
-    new = [{"type": "Ready", "status": "True", "reason": "ReplicasReady", "message": "2/2"},
-           {"type": "Degraded", "status": "False", "reason": "AsExpected", "message": ""}]
+    new = [
+        {"type": "Ready", "status": "True", "reason": "ReplicasReady", "message": "2/2"},
+        {"type": "Degraded", "status": "False", "reason": "AsExpected", "message": ""},
+    ]
     merged = {c["type"]: c for c in status.merge_conditions(old, new, "T1")}
     assert merged["Ready"]["lastTransitionTime"] == "T0"
     assert merged["Degraded"]["lastTransitionTime"] == "T1"
@@ -107,12 +198,21 @@ def test_diff_is_empty_when_nothing_changed() -> None:
     ("before", "after", "reasons"),
     [
         ([], [{"type": "Ready", "status": "True", "reason": "ReplicasReady", "message": "1/1"}], ["Ready"]),
-        ([{"type": "Ready", "status": "True", "reason": "ReplicasReady"}],
-         [{"type": "Ready", "status": "True", "reason": "ReplicasReady", "message": "2/2"}], []),
-        ([], [{"type": "Degraded", "status": "True", "reason": "InsufficientGPUs", "message": "m"}],
-         ["InsufficientGPUs"]),
-        ([{"type": "Degraded", "status": "True", "reason": "InsufficientGPUs"}],
-         [{"type": "Degraded", "status": "False", "reason": "AsExpected", "message": "ok"}], ["Recovered"]),
+        (
+            [{"type": "Ready", "status": "True", "reason": "ReplicasReady"}],
+            [{"type": "Ready", "status": "True", "reason": "ReplicasReady", "message": "2/2"}],
+            [],
+        ),
+        (
+            [],
+            [{"type": "Degraded", "status": "True", "reason": "InsufficientGPUs", "message": "m"}],
+            ["InsufficientGPUs"],
+        ),
+        (
+            [{"type": "Degraded", "status": "True", "reason": "InsufficientGPUs"}],
+            [{"type": "Degraded", "status": "False", "reason": "AsExpected", "message": "ok"}],
+            ["Recovered"],
+        ),
         ([], [{"type": "Fits", "status": "False", "reason": "DoesNotFit", "message": "m"}], ["DoesNotFit"]),
         ([], [{"type": "Degraded", "status": "False", "reason": "AsExpected", "message": ""}], []),
     ],

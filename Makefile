@@ -1,0 +1,59 @@
+# modelfleet — every build, check and test goes through here (CI runs `make test` via .ci/run).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: help venv tools generate check-generated lint unit e2e test demo demo-down cluster-up cluster-down bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP) ## create .venv with the package and its dev tools
+
+tools: ## build and cache Kubernetes, etcd, KWOK and Helm (first run ~5 min), install Prometheus
+	e2e/cluster build
+
+generate: venv ## regenerate crds/, the chart's CRD and manifests/ from the Python models
+	$(BIN)/modelfleet crd > crds/llmdeployments.modelfleet.io.yaml
+	$(BIN)/python scripts/generate.py
+
+lint: venv ## ruff and mypy
+	$(BIN)/ruff check operator tests e2e bench scripts
+	$(BIN)/mypy
+
+unit: venv ## the fast unit tests (no cluster)
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+e2e: venv tools ## integration and end-to-end tests on the local cluster
+	$(BIN)/pytest e2e $(PYTEST_ARGS)
+
+test: venv tools lint ## every test: lint, unit, integration and e2e on the local cluster
+	$(BIN)/pytest tests e2e $(PYTEST_ARGS)
+
+demo: venv tools ## local cluster + CRD + operator + an example LLMDeployment reaching Ready
+	e2e/demo up
+
+demo-down: ## stop the demo's operator and the local cluster
+	e2e/demo down
+
+cluster-up: tools ## start the local cluster (prints KUBECONFIG=...)
+	e2e/cluster up --with-prometheus
+
+cluster-down: ## stop the local cluster and remove its state
+	e2e/cluster down
+
+bench: venv ## benchmarks (printed numbers, not tests)
+	$(BIN)/python -m bench.autoscaler
+
+clean: ## remove the venv and caches in the work tree (not the binary cache)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist operator/*.egg-info
