@@ -41,13 +41,15 @@ def gpu_gib(product: str) -> float:
         # Same table, 70B: 0.313 GB per 1k tokens ~ 320 KiB/token; frankdenneman.nl (2026-01-12)
         # "2 x 80 x 8 x 128 x 2 = 327,680 bytes/token".
         ("meta-llama/Llama-3.1-70B-Instruct", 2, 327_680, "frankdenneman.nl / HF blog"),
-        # Llama 2 7B has no GQA: 2 x 32 layers x 32 heads x 128 x 2 = 512 KiB (the PagedAttention
-        # paper's figure for a 13B model is 800 KB; 7B is 0.5 MiB).
+        # Llama 2 7B has no GQA: 2 x 32 layers x 32 KV heads x 128 x 2 bytes = 512 KiB.
         ("meta-llama/Llama-2-7b-hf", 2, 512 * 1024, "Llama-2-7b config.json, MHA"),
-        ("meta-llama/Llama-2-13b-hf", 2, 800 * 1024, "vLLM/PagedAttention paper: 800 KB per token for 13B"),
+        # vLLM/PagedAttention paper (Kwon et al. 2023): "800 KB" per token for OPT-13B
+        # (2 x 5120 hidden x 40 layers x 2 bytes), the same attention shape as Llama-2-13B.
+        ("meta-llama/Llama-2-13b-hf", 2, 800 * 1024, "PagedAttention paper, OPT-13B"),
         # fp8 KV halves it (vLLM docs, quantized KV cache).
         ("meta-llama/Llama-3.1-70B-Instruct", 1, 163_840, "vLLM fp8 KV cache = 1 byte/element"),
-        # bytebell.ai "KV cache memory math": Mixtral-8x7B has Llama-3-8B's attention shape.
+        # bytebell.ai "KV cache memory math" lists Mixtral-8x7B with 32 layers, 8 KV heads, head
+        # dim 128: the attention shape of Llama-3.1-8B, so the same 128 KiB.
         ("mistralai/Mixtral-8x7B-Instruct-v0.1", 2, 128 * 1024, "bytebell.ai table"),
     ],
 )

@@ -54,27 +54,27 @@ UNKNOWN_CONTEXT_CAP = 32768
 
 def tensor_parallel_problem(arch: ModelArch, tp: int) -> str | None:
     """Why vLLM refuses this tensor-parallel size for the model, or None when it accepts it."""
+    if _tp_accepted(arch, tp):
+        return None
     heads, kv = arch.num_attention_heads, arch.num_key_value_heads
     if heads % tp:
         return (
             f"tensor-parallel size {tp} (gpu.count) does not divide the model's {heads} attention heads; "
             f"vLLM refuses it (valid sizes: {', '.join(map(str, valid_tensor_parallel_sizes(arch)))})"
         )
-    if kv % tp and tp % kv:
-        return (
-            f"tensor-parallel size {tp} (gpu.count) neither divides nor is a multiple of the model's "
-            f"{kv} KV heads; vLLM refuses it"
-        )
-    return None
+    return (
+        f"tensor-parallel size {tp} (gpu.count) neither divides nor is a multiple of the model's "
+        f"{kv} KV heads; vLLM refuses it"
+    )
 
 
 def valid_tensor_parallel_sizes(arch: ModelArch, limit: int = MAX_GPUS) -> list[int]:
     """Tensor-parallel sizes up to `limit` that vLLM accepts for the model."""
-    return [tp for tp in range(1, limit + 1) if tensor_parallel_problem_quiet(arch, tp)]
+    return [tp for tp in range(1, limit + 1) if _tp_accepted(arch, tp)]
 
 
-def tensor_parallel_problem_quiet(arch: ModelArch, tp: int) -> bool:
-    """True when vLLM accepts `tp` (no message built)."""
+def _tp_accepted(arch: ModelArch, tp: int) -> bool:
+    """True when vLLM accepts tensor-parallel size `tp` for the model."""
     heads, kv = arch.num_attention_heads, arch.num_key_value_heads
     return heads % tp == 0 and (kv % tp == 0 or tp % kv == 0)
 
