@@ -21,13 +21,10 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-from pydantic import ValidationError
-
-from modelfleet.api import KIND, LLMDeployment
+from modelfleet.api import LLMDeployment
+from modelfleet.loading import InputError, load_llm_deployments
 
 from . import catalog
 from .arch import ModelArch
@@ -145,42 +142,12 @@ def _plan_flags(args: argparse.Namespace) -> FitReport:
     )
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(part) for part in err["loc"])
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{loc}: {err['msg']}{more}" if loc else f"{err['msg']}{more}"
-
-
 def load_deployments(filename: str) -> list[LLMDeployment]:
     """Every LLMDeployment in a YAML file (`-` = stdin); PlanInputError on bad input."""
     try:
-        text = sys.stdin.read() if filename == "-" else Path(filename).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanInputError(f"cannot read {filename!r}: {getattr(exc, 'strerror', None) or exc}") from exc
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise PlanInputError(f"{filename}: not valid YAML: {problem}{where}") from None
-    deployments: list[LLMDeployment] = []
-    for index, doc in enumerate(docs, start=1):
-        if doc is None:
-            continue
-        if not isinstance(doc, dict):
-            raise PlanInputError(f"{filename}: document {index} is not a mapping")
-        if doc.get("kind", KIND) != KIND:
-            continue
-        name = (doc.get("metadata") or {}).get("name", "?") if isinstance(doc.get("metadata"), dict) else "?"
-        try:
-            deployments.append(LLMDeployment.model_validate(doc))
-        except ValidationError as exc:
-            raise PlanInputError(f"{filename}: document {index} ({name}): {_first_error(exc)}") from None
-    if not deployments:
-        raise PlanInputError(f"{filename}: no {KIND} documents")
-    return deployments
+        return load_llm_deployments(filename)
+    except InputError as exc:
+        raise PlanInputError(str(exc)) from None
 
 
 def _run(args: argparse.Namespace) -> list[tuple[str, dict[str, str], FitReport]]:
