@@ -59,10 +59,10 @@ CASES: list[tuple[str, AutoscalingSpec, Observation, PolicyState, int, str, str]
     ("missing running blocks scale-down", SPEC, obs(0, None, 3), history(1, 400), 3, "hold",
      "running metric missing"),
     ("starting pods absorb the queue", SPEC, obs(30, 48, 3, replicas=5), PolicyState(), 5, "hold", "queue 30"),
-    ("starting pods defer scale-down", SPEC, obs(0, 0, 3, replicas=5),
-     replace(history(1, 400), unready_since=T0 - 60), 5, "hold", "2 pod(s) starting"),
-    ("stuck pods beyond grace don't block", SPEC, obs(0, 0, 3, replicas=5),
-     replace(history(1, 400), unready_since=T0 - 3600), 4, "scale-down", "5→4"),
+    ("starting pods defer scale-down", SPEC, obs(0, 0, 3, replicas=5, unready_seconds=60),
+     history(1, 400), 5, "hold", "2 pod(s) starting"),
+    ("stuck pods beyond grace don't block", SPEC, obs(0, 0, 3, replicas=5, unready_seconds=3600),
+     history(1, 400), 4, "scale-down", "5→4"),
     ("unschedulable pods stop scale-up", SPEC, obs(50, 48, 3, replicas=4, unschedulable=1), PolicyState(),
      4, "hold", "Pending unschedulable"),
     ("below min is raised even without metrics", sp(min_replicas=2), obs(None, None, 1),
@@ -158,15 +158,15 @@ specs = st.builds(
 )
 maybe = st.one_of(st.none(), st.floats(0, 5000))
 observations = st.builds(
-    lambda w, r, kv, ready, extra, unsched, rep, stale: Observation(
-        w, r, kv, ready, ready + extra + unsched, unsched, rep, stale),
+    lambda w, r, kv, ready, extra, unsched, rep, stale, age: Observation(
+        w, r, kv, ready, ready + extra + unsched, unsched, rep, stale, unready_seconds=age),
     maybe, maybe, st.one_of(st.none(), st.floats(0, 1)), st.integers(0, 20), st.integers(0, 5),
     st.integers(0, 3), st.one_of(st.none(), st.integers(0, 20)), st.booleans(),
+    st.one_of(st.none(), st.floats(0, 2000)),
 )
 states = st.builds(
-    lambda vals, since: PolicyState(tuple(Recommendation(T0 - 30 * (len(vals) - i), v)
-                                          for i, v in enumerate(vals)), None, since),
-    st.lists(st.integers(1, 20), max_size=12), st.one_of(st.none(), st.floats(T0 - 2000, T0)),
+    lambda vals: PolicyState(tuple(Recommendation(T0 - 30 * (len(vals) - i), v) for i, v in enumerate(vals))),
+    st.lists(st.integers(1, 20), max_size=12),
 )
 
 

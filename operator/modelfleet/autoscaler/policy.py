@@ -17,8 +17,9 @@ How a decision is made (one call of :func:`decide` per cycle and LLMDeployment):
    (not ready yet, not unschedulable) are counted as capacity that is coming: they are expected
    to absorb S + T requests each when ready, which keeps a queue that builds up during a cold
    start from ordering the same replicas twice. They are *not* idle capacity: per-replica load is
-   computed from ready pods only. Pods still unready after ``unready_grace`` seconds are treated
-   as absent, so a stuck pod never blocks a scale-down forever (the ReplicaSet removes unready
+   computed from ready pods only. Pods unready for more than ``unready_grace`` seconds
+   (``Observation.unready_seconds``, from pod creation times, so it survives restarts) count as
+   absent, so a stuck pod never blocks a scale-down forever (the ReplicaSet removes unready
    pods first).
 3. **Tolerance**: when ``raw / current`` is within ``1 ± tolerance`` the recommendation is the
    current count; otherwise ``ceil(raw)``, clamped into [min, max].
@@ -79,6 +80,9 @@ class Observation:
     pods_reporting: int | None = None
     stale: bool = False
     stale_reason: str = ""
+    #: How long the longest-waiting not-ready pod has existed (from its creationTimestamp);
+    #: None: unknown, treated as within the grace.
+    unready_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,8 +99,6 @@ class PolicyState:
 
     recommendations: tuple[Recommendation, ...] = ()
     last_scale_time: float | None = None
-    #: Since when some pods have been starting (not persisted: a restart restarts the grace).
-    unready_since: float | None = None
 
     def to_status(self) -> dict[str, Any]:
         """The camelCase fields of ``status.autoscaler`` this state lives in."""
@@ -190,10 +192,9 @@ def decide(
     ready = max(0, min(obs.ready_replicas, current) if current else obs.ready_replicas)
     unsched = max(0, obs.unschedulable)
     starting = max(0, current - ready - unsched)
-    unready_since = (state.unready_since if state.unready_since is not None else now) if starting else None
-    in_grace = starting > 0 and unready_since is not None and now - unready_since < unready_grace
+    in_grace = starting > 0 and (obs.unready_seconds is None or obs.unready_seconds < unready_grace)
     counted_starting = starting if in_grace else 0
-    base_state = replace(state, unready_since=unready_since)
+    base_state = state
     clamped = _clamp(current, spec)
     bounds = f"{current}→{clamped} (outside min {spec.min_replicas}/max {spec.max_replicas})"
 
@@ -210,7 +211,8 @@ def decide(
     if obs.stale:
         missing = f"metrics stale ({obs.stale_reason})" if obs.stale_reason else "metrics stale"
     elif obs.waiting is None:
-        missing = "no vllm:num_requests_waiting series for this deployment"
+        missing = ("no ready pod reports metrics yet" if ready == 0
+                   else "no vllm:num_requests_waiting series for this deployment")
     elif ready > 0 and obs.pods_reporting == 0:
         missing = f"none of {ready} ready pods report metrics"
     if missing:
