@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `e2e/cluster status | head`
         sys.stderr.close()
         return 0
+    except OSError as e:
+        print(f"[cluster] {args.verb} failed: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("[cluster] interrupted; run `e2e/cluster down` to clean up", file=sys.stderr)
         return 130

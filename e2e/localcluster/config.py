@@ -9,6 +9,7 @@ KUBERNETES_VERSION = "v1.34.4"  # also pinned in e2e/tools/go.mod (k8s.io/kubern
 ETCD_VERSION = "v3.6.4"  # pinned in e2e/tools/go.mod (go.etcd.io/etcd/server/v3)
 KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.21.4"
+HELM_K8S_MINOR = "36"  # helm v3.21.4 builds against k8s.io/client-go v0.36.x
 PROMETHEUS_DEB = "prometheus"  # Debian package, provides /usr/bin/prometheus
 
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd")
