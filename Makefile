@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools generate check-generated lint unit e2e test demo demo-down cluster-up cluster-down bench clean
+.PHONY: help venv tools generate check-generated crd-compat lint unit e2e test demo demo-down cluster-up cluster-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -26,6 +26,13 @@ tools: ## build and cache Kubernetes, etcd, KWOK and Helm (first run ~5 min), in
 generate: venv ## regenerate crds/, the chart's CRD and manifests/ from the Python models
 	$(BIN)/modelfleet crd > crds/llmdeployments.modelfleet.io.yaml
 	$(BIN)/python scripts/generate.py
+
+check-generated: venv ## generated files (crds/, chart CRD, manifests/) match their sources
+	$(BIN)/python scripts/generate.py --check
+
+CRD_BASE ?= origin/main
+crd-compat: venv ## CRD changes that would break stored objects, compared with $(CRD_BASE)
+	$(BIN)/python scripts/crd_compat.py --git $(CRD_BASE)
 
 lint: venv ## ruff and mypy
 	$(BIN)/ruff check operator tests e2e bench scripts

@@ -303,7 +303,11 @@ class AutoscalingSpec(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel("self.minReplicas <= self.maxReplicas", "minReplicas must be <= maxReplicas"),
+                # has(): the API server also checks this rule against the bare `default: {}`.
+                cel(
+                    "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+                    "minReplicas must be <= maxReplicas",
+                ),
             ]
         }
     )
