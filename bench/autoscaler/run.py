@@ -137,7 +137,7 @@ def cycle_cpu(n: int = 1000) -> None:
     c0 = time.process_time()
     outs = asyncio.run(run_cycle(targets, src, store, now, metrics=metrics))
     c1 = time.process_time()
-    first_writes = store.writes
+    first_writes, first_requests = store.writes, src.requests
     targets = [Target(t.namespace, t.name, spec, 16, 3, 3, autoscaler_status=o.autoscaler,
                       conditions=o.conditions) for t, o in zip(targets, outs, strict=True)]
     c2 = time.process_time()
@@ -145,9 +145,9 @@ def cycle_cpu(n: int = 1000) -> None:
     c3 = time.process_time()
     print(f"\nOne autoscaler cycle over {n} LLMDeployments ({src.series} series in the one PromQL answer; "
           f"stub source, no-op actuator):")
-    print(f"  first cycle : {c1 - c0:.3f} s CPU, {first_writes} status writes, "
-          f"{src.requests - 1 if src.requests > 1 else src.requests} PromQL request")
-    print(f"  steady cycle: {c3 - c2:.3f} s CPU, {store.writes - first_writes} status writes, 1 PromQL request")
+    print(f"  first cycle : {c1 - c0:.3f} s CPU, {first_writes} status writes, {first_requests} PromQL request(s)")
+    print(f"  steady cycle: {c3 - c2:.3f} s CPU, {store.writes - first_writes} status writes, "
+          f"{src.requests - first_requests} PromQL request(s)")
 
 
 def main(argv: list[str] | None = None) -> int:
