@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from modelfleet import api, reconcile
 from modelfleet.kube import KubeError
 from modelfleet.runtime import RUNTIME
+from modelfleet.status import pod_problem
 
 log = logging.getLogger(__name__)
 RECONCILES = Counter("modelfleet_reconciles", "Reconciles of LLMDeployments, by outcome", ["outcome"])
@@ -101,16 +102,17 @@ def child_changed(event: kopf.RawEvent, **_: Any) -> None:
     _refresh_owner(obj)
 
 
-@kopf.on.event("", "v1", "pods", labels=CHILD_LABELS, when=lambda body, **_: _pod_stuck(body))
-def pod_stuck(body: kopf.Body, **_: Any) -> None:
-    """A model pod cannot be scheduled or its container is stuck: say so in the owner's status now."""
-    _refresh_owner(body)
+@kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
+def pod_changed(event: kopf.RawEvent, **_: Any) -> None:
+    """Track model pods for the autoscaler; when one gets stuck (no GPUs, crash loop) say so in status now."""
+    previous = RUNTIME.registry.observe_pod(event)
+    pod = dict(event["object"])
+    if event["type"] != "DELETED" and _stuck(pod) and (previous is None or not _stuck(previous)):
+        _refresh_owner(pod)
 
 
-def _pod_stuck(body: Any) -> bool:
-    from modelfleet.status import pod_problem
-
-    return pod_problem([dict(body)]) is not None
+def _stuck(pod: dict[str, Any]) -> bool:
+    return pod_problem([pod]) is not None
 
 
 def _refresh_owner(child: Any) -> None:

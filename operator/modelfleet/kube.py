@@ -117,7 +117,11 @@ class Kube:
         """Server-side apply of a Deployment or Service (create or update), forcing our fields."""
         kind, meta = obj["kind"], obj["metadata"]
         self._count("apply", kind)
-        kwargs: dict[str, Any] = {"field_manager": api.FIELD_MANAGER, "force": True, "_content_type": "application/apply-patch+yaml"}
+        kwargs: dict[str, Any] = {
+            "field_manager": api.FIELD_MANAGER,
+            "force": True,
+            "_content_type": "application/apply-patch+yaml",
+        }
         result: Any
         try:
             if kind == "Deployment":

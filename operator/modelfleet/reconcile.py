@@ -82,7 +82,7 @@ def _describe(verb: str, child: dict[str, Any]) -> str:
         return f"{verb} Service {child['metadata']['name']} on port {api.VLLM_PORT}"
     pod = child["spec"]["template"]["spec"]["containers"][0]
     gpus = pod["resources"]["limits"]["nvidia.com/gpu"]
-    return f"{verb} Deployment {child['metadata']['name']}: {child['spec']['replicas']} replica(s) × {gpus} GPU"
+    return f"{verb} Deployment {child['metadata']['name']}: {child['spec']['replicas']} replica(s) x {gpus} GPU"
 
 
 def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None) -> Result:

@@ -1,0 +1,168 @@
+"""The autoscaler inside the operator: registry -> targets -> one `run_cycle` every interval -> kube.
+
+`targets` is pure; `KubeActuator` turns decisions into the operator's few writes; `run_forever`
+is the asyncio task `modelfleet run` starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from modelfleet import api
+from modelfleet.autoscaler.loop import Target, run_cycle
+from modelfleet.autoscaler.metrics import MetricsSource, PrometheusSource, ScrapeSource
+from modelfleet.kube import Kube, KubeError
+from modelfleet.registry import Registry, View
+
+if TYPE_CHECKING:
+    from modelfleet.runtime import Runtime
+
+log = logging.getLogger(__name__)
+AUTOSCALER_CONDITIONS = ("MetricsAvailable", "ScalingLimited")
+
+
+def _parse_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _pod_state(pod: dict[str, Any]) -> str:
+    """ready | unschedulable | starting | gone."""
+    meta, status = pod.get("metadata", {}), pod.get("status") or {}
+    if meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed"):
+        return "gone"
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    if conditions.get("Ready", {}).get("status") == "True":
+        return "ready"
+    scheduled = conditions.get("PodScheduled", {})
+    if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        return "unschedulable"
+    return "starting"
+
+
+def target_for(view: View, now: float) -> Target | None:
+    """The autoscaler's view of one LLMDeployment, or None when it is not autoscaled (or not yet deployed)."""
+    try:
+        llm = api.LLMDeployment.model_validate(view.llm)
+    except ValidationError:
+        return None
+    if not llm.spec.autoscaling.enabled or view.deployment is None:
+        return None
+    dep_spec, dep_status = view.deployment.get("spec") or {}, view.deployment.get("status") or {}
+    states = [(pod, _pod_state(pod)) for pod in view.pods]
+    starting = [_parse_time(p["metadata"].get("creationTimestamp")) for p, s in states if s == "starting"]
+    ages = [now - t for t in starting if t is not None]
+    status = view.llm.get("status") or {}
+    return Target(
+        namespace=llm.namespace,
+        name=llm.name,
+        spec=llm.spec.autoscaling,
+        max_num_seqs=llm.spec.engine.max_num_seqs,
+        replicas=int(dep_spec.get("replicas", 0)),
+        ready_replicas=int(dep_status.get("readyReplicas", 0)),
+        unschedulable=sum(1 for _, s in states if s == "unschedulable"),
+        unready_seconds=max(ages) if ages else None,
+        autoscaler_status=status.get("autoscaler"),
+        conditions=status.get("conditions") or [],
+        pod_urls={
+            p["metadata"]["name"]: f"http://{p['status']['podIP']}:{api.VLLM_PORT}/metrics"
+            for p, s in states
+            if s == "ready" and (p.get("status") or {}).get("podIP")
+        },
+    )
+
+
+def targets(views: Sequence[View], now: float) -> list[Target]:
+    """Targets for every autoscaled LLMDeployment in the registry."""
+    return [t for t in (target_for(v, now) for v in views) if t is not None]
+
+
+def merge_conditions(current: Sequence[dict[str, Any]], ours: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stored conditions with the autoscaler's two replaced by type (the reconciler's left as they are)."""
+    mine = {c["type"]: dict(c) for c in ours if c.get("type") in AUTOSCALER_CONDITIONS}
+    kept = [dict(c) for c in current if c.get("type") not in mine]
+    return kept + list(mine.values())
+
+
+class KubeActuator:
+    """Carries the loop's decisions to the API server, off the event loop."""
+
+    def __init__(self, kube: Kube, registry: Registry) -> None:
+        self.kube = kube
+        self.registry = registry
+
+    def _body(self, namespace: str, name: str) -> dict[str, Any]:
+        body = self.registry.get_llm(namespace, name)
+        if body is None:
+            raise KubeError(f"{namespace}/{name} is no longer known", None, retryable=False)
+        return body
+
+    async def scale(self, namespace: str, name: str, replicas: int) -> None:
+        """status.desiredReplicas first (the reconciler reads it), then the Deployment's scale."""
+        await asyncio.to_thread(self.kube.patch_status, namespace, name, {"desiredReplicas": replicas}, None)
+        await asyncio.to_thread(self.kube.scale, namespace, name, replicas)
+
+    async def write_status(
+        self, namespace: str, name: str, autoscaler: dict[str, Any], desired_replicas: int,
+        conditions: list[dict[str, Any]],
+    ) -> None:
+        """Write status.autoscaler, desiredReplicas and our conditions; a concurrent write makes it retry next cycle."""
+        body = self._body(namespace, name)
+        current = (body.get("status") or {}).get("conditions") or []
+        patch = {
+            "autoscaler": autoscaler,
+            "desiredReplicas": desired_replicas,
+            "conditions": merge_conditions(current, conditions),
+        }
+        version = body["metadata"].get("resourceVersion")
+        await asyncio.to_thread(self.kube.patch_status, namespace, name, patch, version)
+
+    async def event(self, namespace: str, name: str, type: str, reason: str, message: str) -> None:
+        """An Event on the LLMDeployment."""
+        await asyncio.to_thread(self.kube.event, self._body(namespace, name), type, reason, message)
+
+    async def set_deletion_costs(self, namespace: str, name: str, costs: dict[str, int]) -> None:
+        """Idle pods get the lowest pod-deletion-cost, so a scale-down removes them first."""
+        for pod, cost in costs.items():
+            annotations = {"controller.kubernetes.io/pod-deletion-cost": str(cost)}
+            await asyncio.to_thread(self.kube.annotate_pod, namespace, pod, annotations)
+
+
+def make_source(runtime: Runtime) -> MetricsSource:
+    """Prometheus when a URL is set and the mode says so; else scraping pods directly."""
+    settings = runtime.settings
+    if settings.metrics_mode == "prometheus" and settings.prometheus_url:
+        return PrometheusSource(settings.prometheus_url, timeout=settings.metrics_timeout_seconds, retries=1)
+    if settings.metrics_mode == "prometheus":
+        log.warning("metrics mode is prometheus but no MODELFLEET_PROMETHEUS_URL is set: scraping pods directly")
+    return ScrapeSource(timeout=settings.metrics_timeout_seconds)
+
+
+async def run_forever(runtime: Runtime) -> None:
+    """One cycle every autoscale interval until cancelled; a failing cycle is logged, never fatal."""
+    source = make_source(runtime)
+    actuator = KubeActuator(runtime.kube, runtime.registry)
+    interval = runtime.settings.autoscale_interval_seconds
+    while True:
+        started = time.monotonic()
+        try:
+            now = time.time()
+            batch = targets(runtime.registry.snapshot(), now)
+            if batch:
+                outcomes = await run_cycle(batch, source, actuator, now, max_age=runtime.settings.stale_after_seconds)
+                for outcome in outcomes:
+                    if outcome.error:
+                        log.warning("autoscaler: %s", outcome.error)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("autoscaler cycle failed; holding replicas until the next cycle")
+        await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
