@@ -1,8 +1,10 @@
 """pytest fixtures for tests against the local cluster (e2e/cluster).
 
 - `cluster` (session): starts `e2e/cluster up --with-prometheus` unless it is already up and returns a
-  helpers.Cluster; if the cluster cannot start the tests FAIL with the reason (never skip). It is torn
-  down at the end only if this session started it and MODELFLEET_KEEP_CLUSTER is unset.
+  helpers.Cluster; if the cluster cannot start the tests FAIL with the reason (never skip). A cluster
+  that a pytest session started is torn down by the last live pytest session to finish (sessions
+  register in <state dir>/../.<name>.sessions/) unless MODELFLEET_KEEP_CLUSTER is set; a cluster a
+  person started with `e2e/cluster up` is left running.
 - `namespace` (function): a fresh namespace per test, deleted afterwards; on failure its objects,
   pod descriptions and Events are printed.
 """
@@ -33,7 +35,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _up() -> tuple[dict, bool]:
-    was_up = localcluster.is_up() is not None
+    """Run `e2e/cluster up --with-prometheus`; returns (state, whether this call started the cluster)."""
     res = subprocess.run([sys.executable, str(CLUSTER_CLI), "up", "--with-prometheus"],
                          capture_output=True, text=True)
     if res.returncode != 0:
@@ -46,12 +48,37 @@ def _up() -> tuple[dict, bool]:
                     pytrace=False)
     last = res.stdout.strip().splitlines()[-1]
     assert last == f"KUBECONFIG={st['kubeconfig']}", res.stdout
-    return st, not was_up
+    return st, "already up" not in res.stderr
+
+
+def _register_session() -> Path:
+    """Mark this pytest process as a user of the cluster (before `up`), so that another session
+    which started the cluster does not tear it down under us. Lives beside the state dir."""
+    root = localcluster.layout().root
+    d = root.parent / f".{root.name}.sessions"
+    d.mkdir(parents=True, exist_ok=True)
+    mine = d / str(os.getpid())
+    mine.touch()
+    return mine
+
+
+def _other_sessions(mine: Path) -> list[str]:
+    if not mine.parent.is_dir():
+        return []
+    return [p.name for p in mine.parent.iterdir()
+            if p.name.isdigit() and p != mine and Path(f"/proc/{p.name}").exists()]
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
-    state, started_here = _up()
+    mine = _register_session()
+    try:
+        state, started_here = _up()
+    except BaseException:
+        mine.unlink(missing_ok=True)
+        raise
+    if started_here:
+        (mine.parent / "started-by-pytest").touch()
     c = Cluster(state=state, started_here=started_here)
     previous = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = c.kubeconfig
@@ -60,8 +87,16 @@ def cluster() -> Iterator[Cluster]:
         os.environ.pop("KUBECONFIG", None)
     else:
         os.environ["KUBECONFIG"] = previous
-    if started_here and not os.environ.get("MODELFLEET_KEEP_CLUSTER"):
-        subprocess.run([sys.executable, str(CLUSTER_CLI), "down"], capture_output=True, text=True)
+    mine.unlink(missing_ok=True)
+    # The last session out stops a cluster that a pytest session started (a person's `up` is left alone).
+    owned = mine.parent / "started-by-pytest"
+    if (
+        (started_here or owned.exists())
+        and not os.environ.get("MODELFLEET_KEEP_CLUSTER")
+        and localcluster.down(unless=lambda: bool(_other_sessions(mine))) == 0
+        and not _other_sessions(mine)
+    ):
+        owned.unlink(missing_ok=True)
 
 
 def _namespace_name(nodeid: str) -> str:

@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -257,9 +257,14 @@ def _prom_fail(lay: Layout, e: StartError) -> int:
     return 1
 
 
-def down() -> int:
+def down(unless: Callable[[], bool] | None = None) -> int:
+    """Stop everything and remove the state dir. unless() is checked under the state lock:
+    if it returns True nothing is stopped (the pytest fixture uses it: "another session uses it")."""
     lay = layout()
     with state_lock(lay):
+        if unless is not None and unless():
+            log("still in use by another session; leaving it up")
+            return 0
         st = state.load(lay.state_file)
         pids = _our_pids(lay, st)
         if not st and not pids and not lay.root.exists():
