@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers import CLUSTER_CLI, Cluster
 from localcluster import cluster as localcluster
+from operator_fixture import crd, operator  # noqa: F401  (fixtures: the CRD installed, the operator running)
 
 
 @pytest.hookimpl(hookwrapper=True)
