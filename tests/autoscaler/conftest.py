@@ -19,6 +19,7 @@ from e2e.vllmsim.harness import PROMETHEUS, Prom, prometheus_server  # noqa: E40
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom]:
     """A real Prometheus scraping every 1 s whatever its file-sd targets file lists."""
     if not Path(PROMETHEUS).exists():
-        pytest.skip("prometheus binary not installed (apt-get install -y prometheus)")
+        # Never a silent skip: `make tools` (e2e/cluster build) installs it, and CI runs that first.
+        pytest.fail(f"{PROMETHEUS} is missing: run `make tools` (or apt-get install -y prometheus)", pytrace=False)
     with prometheus_server(tmp_path_factory.mktemp("prom")) as prom:
         yield prom
