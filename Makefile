@@ -59,8 +59,9 @@ cluster-up: tools ## start the local cluster (prints KUBECONFIG=...)
 cluster-down: ## stop the local cluster and remove its state
 	e2e/cluster down
 
-bench: venv ## benchmarks (printed numbers, not tests)
+bench: venv tools ## benchmarks (printed numbers, not tests): autoscaler policy vs KEDA/HPA, fleet reconcile
 	$(BIN)/python -m bench.autoscaler
+	$(BIN)/python -m bench.fleet --count 200
 
 clean: ## remove the venv and caches in the work tree (not the binary cache)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist operator/*.egg-info

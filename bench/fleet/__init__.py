@@ -1,0 +1,1 @@
+"""Fleet-scale reconcile benchmark on the local cluster."""

@@ -1,0 +1,5 @@
+"""`python -m bench.fleet`: see run.py."""
+
+from bench.fleet.run import main
+
+raise SystemExit(main())
