@@ -77,36 +77,15 @@ def crd(cluster: Cluster) -> Path:
     return CRD_FILE
 
 
-@pytest.fixture(scope="session")
-def operator(cluster: Cluster, crd: Path) -> Iterator[OperatorProcess]:
-    """`modelfleet run` against the local cluster, stopped at the end of the session."""
+def start_operator(kubeconfig: str, log: Path, **settings: str) -> OperatorProcess:
+    """`modelfleet run` as a subprocess with MODELFLEET_* settings, once its liveness endpoint answers."""
     health, metrics = free_port(), free_port()
-    log = cluster.state_dir / "logs" / "operator-e2e.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(
-        os.environ,
-        KUBECONFIG=cluster.kubeconfig,
-        MODELFLEET_PROMETHEUS_URL=cluster.prometheus_url or "",
-        MODELFLEET_RESYNC_SECONDS=str(RESYNC_SECONDS),
-        MODELFLEET_AUTOSCALE_INTERVAL_SECONDS=str(AUTOSCALE_SECONDS),
-        MODELFLEET_STALE_AFTER_SECONDS="15",
-        MODELFLEET_LOG_LEVEL="info",
-    )
+    env = dict(os.environ, KUBECONFIG=kubeconfig, **{f"MODELFLEET_{k.upper()}": v for k, v in settings.items()})
+    command = [sys.executable, "-m", "modelfleet.cli", "run", "--health-port", str(health)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "modelfleet.cli",
-                "run",
-                "--health-port",
-                str(health),
-                "--metrics-port",
-                str(metrics),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
+            [*command, "--metrics-port", str(metrics)], stdout=out, stderr=subprocess.STDOUT, env=env
         )
     handle = OperatorProcess(proc, log, f"http://127.0.0.1:{metrics}/metrics", f"http://127.0.0.1:{health}/healthz")
     try:
@@ -118,6 +97,22 @@ def operator(cluster: Cluster, crd: Path) -> Iterator[OperatorProcess]:
     except AssertionError:
         proc.kill()
         raise
+    return handle
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, crd: Path) -> Iterator[OperatorProcess]:
+    """`modelfleet run` against the local cluster, stopped at the end of the session."""
+    handle = start_operator(
+        cluster.kubeconfig,
+        cluster.state_dir / "logs" / "operator-e2e.log",
+        prometheus_url=cluster.prometheus_url or "",
+        resync_seconds=str(RESYNC_SECONDS),
+        autoscale_interval_seconds=str(AUTOSCALE_SECONDS),
+        stale_after_seconds="15",
+        log_level="info",
+    )
+    proc = handle.proc
     yield handle
     proc.terminate()
     try:

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "e2e"))
 
 from helpers import wait_for  # noqa: E402
-from operator_fixture import CRD_FILE, OperatorProcess, free_port  # noqa: E402
+from operator_fixture import CRD_FILE, start_operator  # noqa: E402
 
 STATE = Path(os.environ.get("MODELFLEET_BENCH_CLUSTER_DIR", Path.home() / ".cache/modelfleet/bench-cluster"))
 RESYNC = 10
@@ -83,34 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     sh(kubectl, "wait", "--for=condition=Established", "crd/llmdeployments.modelfleet.io", env=env)
     sh(kubectl, "create", "namespace", NAMESPACE, env=env)
 
-    health, metrics = free_port(), free_port()
-    log = STATE / "logs" / "operator-bench.log"
-    op_env = dict(
-        env, MODELFLEET_RESYNC_SECONDS=str(RESYNC), MODELFLEET_METRICS_MODE="off", MODELFLEET_LOG_LEVEL="warning"
+    op = start_operator(
+        env["KUBECONFIG"],
+        STATE / "logs" / "operator-bench.log",
+        resync_seconds=str(RESYNC),
+        metrics_mode="off",
+        log_level="warning",
     )
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "modelfleet.cli",
-                "run",
-                "--health-port",
-                str(health),
-                "--metrics-port",
-                str(metrics),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=op_env,
-        )
-    op = OperatorProcess(proc, log, f"http://127.0.0.1:{metrics}/metrics", f"http://127.0.0.1:{health}/healthz")
+    proc = op.proc
     try:
-        wait_for(
-            lambda: op.metric("modelfleet_reconciles_total") >= 0 and proc.poll() is None,
-            timeout=60,
-            message="the operator's /metrics",
-        )
         rss_idle = rss_mib(proc.pid)
         started = time.monotonic()
         sh(kubectl, "apply", "--server-side", "-f", "-", env=env, stdin=manifests(args.count))
