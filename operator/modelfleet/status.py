@@ -194,7 +194,7 @@ def transition_events(previous: list[dict[str, Any]], new: list[dict[str, Any]])
         kind, status = cond["type"], cond["status"]
         if kind == "Ready" and status == "True":
             events.append(EventSpec("Normal", "Ready", cond["message"]))
-        elif kind == "Degraded" and status == "True":
+        elif kind == "Degraded" and status == "True" and cond["reason"] != "DoesNotFit":  # Fits says it once
             events.append(EventSpec("Warning", cond["reason"], cond["message"]))
         elif kind == "Fits" and status == "False":
             events.append(EventSpec("Warning", "DoesNotFit", cond["message"]))

@@ -214,6 +214,14 @@ def test_diff_is_empty_when_nothing_changed() -> None:
             ["Recovered"],
         ),
         ([], [{"type": "Fits", "status": "False", "reason": "DoesNotFit", "message": "m"}], ["DoesNotFit"]),
+        (
+            [],
+            [
+                {"type": "Degraded", "status": "True", "reason": "DoesNotFit", "message": "m"},
+                {"type": "Fits", "status": "False", "reason": "DoesNotFit", "message": "m"},
+            ],
+            ["DoesNotFit"],
+        ),
         ([], [{"type": "Degraded", "status": "False", "reason": "AsExpected", "message": ""}], []),
     ],
 )
