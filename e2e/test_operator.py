@@ -233,7 +233,8 @@ def test_model_that_does_not_fit_is_not_rolled_out(cluster: Cluster, operator: O
     assert obj["status"]["phase"] == "DoesNotFit"
     assert cluster.apps.list_namespaced_deployment(namespace).items == []
     warning = [e for e in events(cluster, namespace, "huge") if e["reason"] == "DoesNotFit"]
-    assert warning and warning[0]["type"] == "Warning" and "GiB" in warning[0]["message"]
+    assert len(warning) == 1, warning
+    assert warning[0]["type"] == "Warning" and "GiB" in warning[0]["message"]
 
 
 def test_running_replicas_survive_a_spec_that_does_not_fit(
