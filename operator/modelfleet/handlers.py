@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import kopf
@@ -18,6 +19,10 @@ log = logging.getLogger(__name__)
 RECONCILES = Counter("modelfleet_reconciles", "Reconciles of LLMDeployments, by outcome", ["outcome"])
 LLM = (api.GROUP, api.VERSION, api.PLURAL)
 CHILD_LABELS = {api.DEPLOYMENT_LABEL: kopf.PRESENT}
+# kopf serialises handlers per object, but child events run beside them: without a lock two
+# reconciles of one object could both announce the same transition.
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
 
 
 @kopf.on.startup()
@@ -41,30 +46,33 @@ async def stop(**_: Any) -> None:
     await RUNTIME.stop()
 
 
-def _reconcile(body: dict[str, Any]) -> reconcile.Result:
-    """Reconcile and count the outcome; errors propagate to the caller."""
+def _lock(namespace: str, name: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((namespace, name), threading.Lock())
+
+
+def _reconcile(namespace: str, name: str, body: dict[str, Any] | None) -> reconcile.Result | None:
+    """Reconcile one object at a time (body None: read it fresh first) and count the outcome."""
     try:
-        result = reconcile.reconcile(body, RUNTIME.kube)
+        with _lock(namespace, name):
+            if body is None:
+                body = RUNTIME.kube.get_llm(namespace, name)
+                if body is None or body["metadata"].get("deletionTimestamp"):
+                    return None
+            result = reconcile.reconcile(body, RUNTIME.kube)
     except Exception:
         RECONCILES.labels("error").inc()
         raise
     RECONCILES.labels("changed" if result.applied or result.status_patch else "unchanged").inc()
     if result.applied or result.status_patch:
-        meta = body["metadata"]
-        log.info(
-            "reconciled %s/%s: applied=%s status=%s",
-            meta["namespace"],
-            meta["name"],
-            result.applied,
-            sorted(result.status_patch),
-        )
+        log.info("reconciled %s/%s: applied=%s status=%s", namespace, name, result.applied, sorted(result.status_patch))
     return result
 
 
 def _run(body: kopf.Body) -> None:
     """Reconcile, mapping failures onto kopf's retry semantics."""
     try:
-        _reconcile(dict(body))
+        _reconcile(body["metadata"]["namespace"], body["metadata"]["name"], dict(body))
     except ValidationError as exc:
         # The CRD should have refused this; retrying cannot help until the spec changes.
         raise kopf.PermanentError(f"invalid spec: {exc.errors()[0].get('msg')}") from exc
@@ -121,9 +129,7 @@ def _refresh_owner(child: Any) -> None:
     if not name:
         return
     try:
-        owner = RUNTIME.kube.get_llm(meta["namespace"], name)
-        if owner is not None and not owner["metadata"].get("deletionTimestamp"):
-            _reconcile(owner)
+        _reconcile(meta["namespace"], name, None)
     except (KubeError, ValidationError) as exc:
         # Event handlers are not retried; the periodic resync catches up.
         log.warning("could not refresh %s/%s after a child change: %s", meta.get("namespace"), name, exc)
