@@ -12,6 +12,7 @@ running requests (for pod-deletion-cost) are returned when series carry a ``pod`
 from __future__ import annotations
 
 import math
+import re
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -100,6 +101,13 @@ def parse_query_result(result: Any) -> dict[DeploymentKey, Signals]:
     }
 
 
+def _root_cause(exc: Exception) -> str:
+    """The OS-level reason of a failed request, not the whole URL-encoded query (it lands in a condition)."""
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
+    return errno.group(0) if errno else f"{type(exc).__name__}: {text[:200]}"
+
+
 class PrometheusSource:
     """Production source: one instant query per cycle against Prometheus' HTTP API.
 
@@ -137,7 +145,7 @@ class PrometheusSource:
         except requests.JSONDecodeError as e:
             raise MetricsError(f"Prometheus at {self.url} answered garbage (not JSON): {e}") from e
         except requests.RequestException as e:
-            raise MetricsError(f"Prometheus at {self.url} unreachable: {type(e).__name__}: {e}") from e
+            raise MetricsError(f"Prometheus at {self.url} unreachable: {_root_cause(e)}") from e
         except PrometheusApiClientException as e:
             raise MetricsError(f"Prometheus at {self.url} refused the query: {str(e)[:300]}") from e
         except (ValueError, KeyError, TypeError) as e:  # body not JSON, or JSON without data.result

@@ -221,13 +221,16 @@ def decide(
 
     # 2. Raw need.
     s, t = float(max_num_seqs), float(spec.target_queue_depth)
-    reporting = obs.pods_reporting
-    extrapolate = ready / reporting if reporting and 0 < reporting < ready else 1.0
-    waiting = float(obs.waiting or 0.0) * extrapolate
-    running = None if obs.running is None else float(obs.running) * extrapolate
-    load = max((running or 0.0) / s, (obs.kv_cache_usage or 0.0) * ready)
-    excess = max(0.0, waiting - t * ready - (s + t) * counted_starting)
-    raw = load + counted_starting + excess / t
+    # Ready pods that Prometheus has not scraped yet are new and idle: capacity on its way, like
+    # starting pods. (Extrapolating the loaded pods' queue onto them overshoots every scale-up.)
+    unreported = max(0, ready - obs.pods_reporting) if obs.pods_reporting else 0
+    serving = ready - unreported
+    coming = counted_starting + unreported
+    waiting = float(obs.waiting or 0.0)
+    running = None if obs.running is None else float(obs.running)
+    load = max((running or 0.0) / s, (obs.kv_cache_usage or 0.0) * serving)
+    excess = max(0.0, waiting - t * serving - (s + t) * coming)
+    raw = load + coming + excess / t
     details = {"waiting": waiting, "running": running if running is not None else math.nan, "load": load,
                "raw": raw, "starting": float(starting)}
 
@@ -254,6 +257,8 @@ def decide(
         block = ""
         if in_grace:
             block = f"{starting} pod(s) starting"
+        elif unreported:
+            block = f"{unreported} ready pod(s) not in the metrics yet"
         elif running is None:
             block = "running metric missing"
         elif waiting > spec.tolerance * t * max(ready, 1):
