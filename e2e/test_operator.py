@@ -40,6 +40,11 @@ def manifest(name: str, **spec: Any) -> str:
     return yaml.safe_dump(body)
 
 
+def apply_llm(cluster: Cluster, ns: str, name: str, **spec: Any) -> None:
+    """kubectl apply of one LLMDeployment built by manifest()."""
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=manifest(name, **spec))
+
+
 def get_llm(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
     obj: dict[str, Any] = cluster.custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
     return obj
@@ -73,7 +78,7 @@ def ready(cluster: Cluster, ns: str, name: str, replicas: int) -> dict[str, Any]
 def apply_and_wait_ready(
     cluster: Cluster, operator: OperatorProcess, ns: str, name: str, replicas: int, **spec: Any
 ) -> dict[str, Any]:
-    cluster.kubectl("apply", "-n", ns, "-f", "-", input=manifest(name, replicas=replicas, **spec))
+    apply_llm(cluster, ns, name, replicas=replicas, **spec)
     obj: dict[str, Any] = wait_for(
         lambda: ready(cluster, ns, name, replicas),
         timeout=90,
@@ -195,13 +200,8 @@ def test_deleted_child_is_recreated(cluster: Cluster, operator: OperatorProcess,
 def test_not_enough_gpus_is_reported(cluster: Cluster, operator: OperatorProcess, namespace: str) -> None:
     # 16 GPUs per replica: more than any fake node has (8), so the scheduler leaves the pod Pending.
     big = dict(SMALL, numAttentionHeads=16, numKeyValueHeads=2)
-    cluster.kubectl(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        input=manifest("greedy", gpu={"count": 16, "memoryGiB": 80}, model={"uri": "hf://x/y", "architecture": big}),
+    apply_llm(
+        cluster, namespace, "greedy", gpu={"count": 16, "memoryGiB": 80}, model={"uri": "hf://x/y", "architecture": big}
     )
 
     def degraded() -> dict[str, Any] | None:
@@ -215,14 +215,7 @@ def test_not_enough_gpus_is_reported(cluster: Cluster, operator: OperatorProcess
 
 
 def test_model_that_does_not_fit_is_not_rolled_out(cluster: Cluster, operator: OperatorProcess, namespace: str) -> None:
-    cluster.kubectl(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        input=manifest("huge", model={"uri": "hf://meta-llama/Llama-3.1-70B-Instruct"}),
-    )
+    apply_llm(cluster, namespace, "huge", model={"uri": "hf://meta-llama/Llama-3.1-70B-Instruct"})
 
     def refused() -> dict[str, Any] | None:
         obj = get_llm(cluster, namespace, "huge")
