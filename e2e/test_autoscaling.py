@@ -225,7 +225,9 @@ def test_burst_scales_up_fast_and_back_down_after_window(
         diag.note(f"replicas {top}->1 {down_after:.1f}s after the load stopped")
         assert down_after >= WINDOW - 1.5, f"scaled down {down_after:.1f}s after the load, before the {WINDOW}s window"
         down = [e for e in events(cluster, ns, name) if e["reason"] == "ScaledDown"]
-        assert down and f"{top}→1" in down[-1]["message"], down
+        # One step, or two when the load's tail left a middle recommendation in the window (4→2, 2→1).
+        assert down and down[-1]["message"].endswith("→1"), down
+        assert f"{top}→" in down[0]["message"], down
         fleet.wait_sims(1)
         fleet.wait_scraped(1)
     assert_no_drift(cluster, ns, name, before)

@@ -145,6 +145,8 @@ class PrometheusSource:
         except requests.JSONDecodeError as e:
             raise MetricsError(f"Prometheus at {self.url} answered garbage (not JSON): {e}") from e
         except requests.RequestException as e:
+            if "timed out" in str(e):  # a read timeout after retries arrives as a ConnectionError
+                raise MetricsError(f"Prometheus at {self.url} timed out after {self.timeout}s") from e
             raise MetricsError(f"Prometheus at {self.url} unreachable: {_root_cause(e)}") from e
         except PrometheusApiClientException as e:
             raise MetricsError(f"Prometheus at {self.url} refused the query: {str(e)[:300]}") from e
