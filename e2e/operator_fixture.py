@@ -106,6 +106,8 @@ def operator(cluster: Cluster, crd: Path) -> Iterator[OperatorProcess]:
     handle = start_operator(
         cluster.kubeconfig,
         cluster.state_dir / "logs" / "operator-e2e.log",
+        # Only the per-test namespaces (`t-*`): tests that run an operator of their own use other names.
+        namespaces="t-*",
         prometheus_url=cluster.prometheus_url or "",
         resync_seconds=str(RESYNC_SECONDS),
         autoscale_interval_seconds=str(AUTOSCALE_SECONDS),

@@ -105,6 +105,8 @@ def test_apply_to_ready_with_children(cluster: Cluster, operator: OperatorProces
     assert len(pods) == 2 and all(p.status.phase == "Running" for p in pods)
     assert all(p.spec.node_name in cluster.nodes for p in pods)
 
+    # No finalizer: deleting an LLMDeployment never waits for the operator (it may be uninstalled).
+    assert not obj["metadata"].get("finalizers"), obj["metadata"]["finalizers"]
     st = obj["status"]
     assert st["endpoint"] == f"http://qwen.{namespace}.svc:8000/v1"
     assert st["selector"] == "modelfleet.io/deployment=qwen"
@@ -117,33 +119,36 @@ def test_apply_to_ready_with_children(cluster: Cluster, operator: OperatorProces
 
 
 def test_noop_reconcile_writes_nothing(cluster: Cluster, operator: OperatorProcess, namespace: str) -> None:
+    """Resyncs of a settled object write nothing: no status churn, no child updates, no Events.
+
+    (The operator-wide write counter is checked on a quiet fleet by bench/fleet; here other tests'
+    namespaces may still be terminating, so the check is on this object's own resources.)"""
     apply_and_wait_ready(cluster, operator, namespace, "idle", 1)
 
-    # Let the write burst of the rollout settle: two resyncs in a row that change nothing.
-    def settled() -> float | None:
-        before = operator.kube_writes()
-        unchanged = operator.metric("modelfleet_reconciles_total", outcome="unchanged")
-        wait_for(
-            lambda: operator.metric("modelfleet_reconciles_total", outcome="unchanged") >= unchanged + 2,
-            timeout=RESYNC_SECONDS * 6,
-            message="two no-op resyncs",
-        )
-        return before if operator.kube_writes() == before else None
+    def versions() -> dict[str, Any]:
+        return {
+            "llm": get_llm(cluster, namespace, "idle")["metadata"]["resourceVersion"],
+            "deployment": cluster.apps.read_namespaced_deployment("idle", namespace).metadata.resource_version,
+            "service": cluster.core.read_namespaced_service("idle", namespace).metadata.resource_version,
+            "events": sorted(e["metadata"]["name"] for e in events(cluster, namespace, "idle")),
+        }
 
-    writes = wait_for(settled, timeout=120, message="a quiet period")
-    rv = get_llm(cluster, namespace, "idle")["metadata"]["resourceVersion"]
-    unchanged = operator.metric("modelfleet_reconciles_total", outcome="unchanged")
-    wait_for(
-        lambda: operator.metric("modelfleet_reconciles_total", outcome="unchanged") >= unchanged + 2,
-        timeout=RESYNC_SECONDS * 6,
-        message="two more no-op resyncs",
-    )
-    assert operator.kube_writes() == writes, "a no-op reconcile wrote to the API server"
-    assert get_llm(cluster, namespace, "idle")["metadata"]["resourceVersion"] == rv, "status churned"
-    print(
-        f"API writes during {int(operator.metric('modelfleet_reconciles_total', outcome='unchanged') - unchanged)}"
-        f" no-op reconciles: {operator.kube_writes() - writes:.0f}"
-    )
+    def rounds_later(n: int) -> None:
+        start = operator.metric("modelfleet_resync_rounds_total")
+        wait_for(
+            lambda: operator.metric("modelfleet_resync_rounds_total") >= start + n,
+            timeout=RESYNC_SECONDS * (n + 4),
+            message=f"{n} resync rounds",
+        )
+
+    # The rollout's last status write may still be on its way: settle, then compare across two rounds.
+    rounds_later(1)
+    before = versions()
+    reconciles = operator.metric("modelfleet_reconciles_total", outcome="unchanged")
+    rounds_later(2)
+    assert versions() == before, "a no-op resync wrote to the LLMDeployment, its children or Events"
+    noops = operator.metric("modelfleet_reconciles_total", outcome="unchanged") - reconciles
+    print(f"no-op reconciles observed: {noops:.0f}, writes to this object: 0")
 
 
 def test_spec_change_rolls_out(cluster: Cluster, operator: OperatorProcess, namespace: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from typing import Any
@@ -16,6 +17,7 @@ from modelfleet.runtime import RUNTIME
 from modelfleet.status import pod_problem
 
 log = logging.getLogger(__name__)
+RESYNC_ROUNDS = Counter("modelfleet_resync_rounds", "Completed resync rounds over all LLMDeployments")
 RECONCILES = Counter("modelfleet_reconciles", "Reconciles of LLMDeployments, by outcome", ["outcome"])
 LLM = (api.GROUP, api.VERSION, api.PLURAL)
 CHILD_LABELS = {api.DEPLOYMENT_LABEL: kopf.PRESENT}
@@ -37,7 +39,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.execution.max_workers = 8
     settings.networking.request_timeout = 30
     settings.watching.server_timeout = 300
-    RUNTIME.start()
+    RUNTIME.start(resync_forever())
 
 
 @kopf.on.cleanup()
@@ -90,10 +92,22 @@ def on_spec(body: kopf.Body, **_: Any) -> None:
     _run(body)
 
 
-@kopf.timer(*LLM, interval=RUNTIME.settings.resync_seconds, initial_delay=RUNTIME.settings.resync_seconds)
-def resync(body: kopf.Body, **_: Any) -> None:
-    """Level-based resync: repairs drift (a deleted child) and notices stuck pods; no-op writes nothing."""
-    _run(body)
+async def resync_forever() -> None:
+    """Level-based resync of every known LLMDeployment, one at a time: repairs drift (a deleted child) and
+    notices stuck pods; a no-op writes nothing. A plain task, not a kopf timer: kopf puts a finalizer on
+    every object that has a timer, and an uninstalled operator would then block each deletion."""
+    interval = RUNTIME.settings.resync_seconds
+    while True:
+        await asyncio.sleep(interval)
+        for view in RUNTIME.registry.snapshot():
+            meta = view.llm["metadata"]
+            if meta.get("deletionTimestamp"):
+                continue
+            try:
+                await asyncio.to_thread(_reconcile, meta["namespace"], meta["name"], view.llm)
+            except (KubeError, ValidationError) as exc:
+                log.warning("resync of %s/%s failed, next round retries: %s", meta["namespace"], meta["name"], exc)
+        RESYNC_ROUNDS.inc()
 
 
 @kopf.on.event(*LLM)

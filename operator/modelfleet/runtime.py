@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from modelfleet.kube import Kube
@@ -21,7 +22,7 @@ class Runtime:
         self.settings = Settings()
         self.registry = Registry()
         self._kube: Kube | None = None
-        self._task: asyncio.Task[Any] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def kube(self) -> Kube:
@@ -34,21 +35,23 @@ class Runtime:
         """Install the settings `modelfleet run` read."""
         self.settings = settings
 
-    def start(self) -> None:
-        """Start the autoscaler loop (when metrics are on)."""
-        if self.settings.metrics_mode == "off" or self._task is not None:
-            return
-        from modelfleet.autoscaler.runner import run_forever
+    def start(self, resync: Coroutine[Any, Any, None]) -> None:
+        """Start the resync loop and, when metrics are on, the autoscaler loop."""
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(resync))
+        if self.settings.metrics_mode != "off":
+            from modelfleet.autoscaler.runner import run_forever
 
-        self._task = asyncio.get_running_loop().create_task(run_forever(self))
+            self._tasks.append(loop.create_task(run_forever(self)))
 
     async def stop(self) -> None:
-        """Cancel the autoscaler loop."""
-        if self._task is not None:
-            self._task.cancel()
+        """Cancel the background loops."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks.clear()
 
 
 RUNTIME = Runtime()
