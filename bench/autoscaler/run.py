@@ -56,8 +56,9 @@ def modelfleet(spec: AutoscalingSpec, max_num_seqs: int) -> Autoscaler:
     return step
 
 
-def keda_hpa(min_r: int, max_r: int, threshold: float = 5.0, window: float = 300.0,
-             tolerance: float = 0.1) -> Autoscaler:
+def keda_hpa(
+    min_r: int, max_r: int, threshold: float = 5.0, window: float = 300.0, tolerance: float = 0.1
+) -> Autoscaler:
     """KEDA Prometheus scaler (AverageValue on the total queue) driving the HPA algorithm."""
     recs: list[tuple[float, int]] = []
 
@@ -79,16 +80,18 @@ def keda_hpa(min_r: int, max_r: int, threshold: float = 5.0, window: float = 300
 def compare(name: str, rates: list[float], spec: AutoscalingSpec, seed: int) -> tuple[Result, Result]:
     """Run one trace under both autoscalers."""
     start = spec.min_replicas
-    ours = simulate(rates, modelfleet(spec, ENGINE.max_num_seqs), engine=ENGINE, period=15, initial=start,
-                    seed=seed)
-    base = simulate(rates, keda_hpa(spec.min_replicas, spec.max_replicas), engine=ENGINE, period=30,
-                    initial=start, seed=seed)
+    ours = simulate(rates, modelfleet(spec, ENGINE.max_num_seqs), engine=ENGINE, period=15, initial=start, seed=seed)
+    base = simulate(
+        rates, keda_hpa(spec.min_replicas, spec.max_replicas), engine=ENGINE, period=30, initial=start, seed=seed
+    )
     return ours, base
 
 
 def fmt_row(trace: str, who: str, r: Result) -> str:
-    return (f"| {trace:8} | {who:16} | {r.p(0.95):10.1f} | {r.p(0.50):10.1f} | {r.replica_seconds / 3600:10.2f} "
-            f"| {r.scale_events:6} | {r.max_replicas_seen:8} | {len(r.waits):8} |")
+    return (
+        f"| {trace:8} | {who:16} | {r.p(0.95):10.1f} | {r.p(0.50):10.1f} | {r.replica_seconds / 3600:10.2f} "
+        f"| {r.scale_events:6} | {r.max_replicas_seen:8} | {len(r.waits):8} |"
+    )
 
 
 class _StubSource:
@@ -101,8 +104,9 @@ class _StubSource:
             for sig, v in (("waiting", 12), ("running", 40), ("kv", 0.6), ("pods", 3), ("age", 4)):
                 result.append({"metric": {**lab, "signal": sig}, "value": [1.7e9, str(v)]})
             for p in range(3):
-                result.append({"metric": {**lab, "signal": "pod_running", "pod": f"llm-{i}-{p}"},
-                               "value": [1.7e9, "13"]})
+                result.append(
+                    {"metric": {**lab, "signal": "pod_running", "pod": f"llm-{i}-{p}"}, "value": [1.7e9, "13"]}
+                )
         self.body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
         self.series = len(result)
         self.requests = 0
@@ -119,8 +123,14 @@ class _NoopStore:
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
         pass
 
-    async def write_status(self, namespace: str, name: str, autoscaler: dict[str, Any], desired_replicas: int,
-                           conditions: list[dict[str, Any]]) -> None:
+    async def write_status(
+        self,
+        namespace: str,
+        name: str,
+        autoscaler: dict[str, Any],
+        desired_replicas: int,
+        conditions: list[dict[str, Any]],
+    ) -> None:
         self.writes += 1
 
     async def event(self, namespace: str, name: str, type: str, reason: str, message: str) -> None:
@@ -138,16 +148,22 @@ def cycle_cpu(n: int = 1000) -> None:
     outs = asyncio.run(run_cycle(targets, src, store, now, metrics=metrics))
     c1 = time.process_time()
     first_writes, first_requests = store.writes, src.requests
-    targets = [Target(t.namespace, t.name, spec, 16, 3, 3, autoscaler_status=o.autoscaler,
-                      conditions=o.conditions) for t, o in zip(targets, outs, strict=True)]
+    targets = [
+        Target(t.namespace, t.name, spec, 16, 3, 3, autoscaler_status=o.autoscaler, conditions=o.conditions)
+        for t, o in zip(targets, outs, strict=True)
+    ]
     c2 = time.process_time()
     asyncio.run(run_cycle(targets, src, store, now + 15, metrics=metrics))
     c3 = time.process_time()
-    print(f"\nOne autoscaler cycle over {n} LLMDeployments ({src.series} series in the one PromQL answer; "
-          f"stub source, no-op actuator):")
+    print(
+        f"\nOne autoscaler cycle over {n} LLMDeployments ({src.series} series in the one PromQL answer; "
+        f"stub source, no-op actuator):"
+    )
     print(f"  first cycle : {c1 - c0:.3f} s CPU, {first_writes} status writes, {first_requests} PromQL request(s)")
-    print(f"  steady cycle: {c3 - c2:.3f} s CPU, {store.writes - first_writes} status writes, "
-          f"{src.requests - first_requests} PromQL request(s)")
+    print(
+        f"  steady cycle: {c3 - c2:.3f} s CPU, {store.writes - first_writes} status writes, "
+        f"{src.requests - first_requests} PromQL request(s)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,9 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     spec = AutoscalingSpec(enabled=True, min_replicas=1, max_replicas=16)
     runs = {"bursty": traces.bursty(), "diurnal": traces.diurnal(seconds=4 * 3600 if a.quick else 86400)}
     t0 = time.monotonic()
-    print(f"Engine: max_num_seqs={ENGINE.max_num_seqs}, prefill {ENGINE.prefill_tokens_per_s:g} tok/s, "
-          f"decode {ENGINE.decode_tokens_per_s:g} tok/s/seq, prompt~{ENGINE.prompt_mean:g} / "
-          f"output~{ENGINE.output_mean:g} tokens, cold start {ENGINE.cold_start[0]:g}-{ENGINE.cold_start[1]:g} s")
+    print(
+        f"Engine: max_num_seqs={ENGINE.max_num_seqs}, prefill {ENGINE.prefill_tokens_per_s:g} tok/s, "
+        f"decode {ENGINE.decode_tokens_per_s:g} tok/s/seq, prompt~{ENGINE.prompt_mean:g} / "
+        f"output~{ENGINE.output_mean:g} tokens, cold start {ENGINE.cold_start[0]:g}-{ENGINE.cold_start[1]:g} s"
+    )
     print("| trace    | autoscaler       | p95 wait s | p50 wait s | replica-h  | scales | max pods | requests |")
     print("|----------|------------------|------------|------------|------------|--------|----------|----------|")
     verdicts = []
@@ -170,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         print(fmt_row(name, "modelfleet", ours))
         print(fmt_row(name, "KEDA/HPA 5/30s", base))
         saving = 1 - ours.replica_seconds / base.replica_seconds
-        verdicts.append(f"{name}: p95 wait {ours.p(0.95):.1f} s vs {base.p(0.95):.1f} s, "
-                        f"replica-seconds {saving:+.0%} saved")
+        verdicts.append(
+            f"{name}: p95 wait {ours.p(0.95):.1f} s vs {base.p(0.95):.1f} s, replica-seconds {saving:+.0%} saved"
+        )
     print("\n" + "\n".join(verdicts))
     print(f"(simulation took {time.monotonic() - t0:.1f} s wall)")
     cycle_cpu()

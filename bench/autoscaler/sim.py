@@ -82,15 +82,26 @@ def requests(rates: list[float], engine: Engine, seed: int) -> list[tuple[float,
     for sec, rate in enumerate(rates):
         t = sec + rng.expovariate(rate) if rate > 0 else sec + 1.0
         while t < sec + 1:
-            service = (rng.lognormvariate(mu_p, sigma) / engine.prefill_tokens_per_s
-                       + min(4096, rng.lognormvariate(mu_o, sigma)) / engine.decode_tokens_per_s)
+            service = (
+                rng.lognormvariate(mu_p, sigma) / engine.prefill_tokens_per_s
+                + min(4096, rng.lognormvariate(mu_o, sigma)) / engine.decode_tokens_per_s
+            )
             out.append((t, service))
             t += rng.expovariate(rate)
     return out
 
 
-def simulate(rates: list[float], autoscaler: Autoscaler, *, engine: Engine, period: float,
-             initial: int, seed: int, scrape_interval: float = 15.0, drain_limit: float = 3600.0) -> Result:
+def simulate(
+    rates: list[float],
+    autoscaler: Autoscaler,
+    *,
+    engine: Engine,
+    period: float,
+    initial: int,
+    seed: int,
+    scrape_interval: float = 15.0,
+    drain_limit: float = 3600.0,
+) -> Result:
     """Run one trace through replicas scaled by ``autoscaler``; see the module docstring."""
     reqs = requests(rates, engine, seed)
     cold = random.Random(seed + 1)
@@ -133,14 +144,27 @@ def simulate(rates: list[float], autoscaler: Autoscaler, *, engine: Engine, peri
         # metrics scrape
         if t % scrape_interval == 0:
             live = [p for p in pods if not p.draining]
-            scraped = Observation(float(sum(1 for a, _ in queue if a <= t)), float(sum(p.running for p in ready)),
-                                  None, len(ready), len(live), pods_reporting=len(ready))
+            scraped = Observation(
+                float(sum(1 for a, _ in queue if a <= t)),
+                float(sum(p.running for p in ready)),
+                None,
+                len(ready),
+                len(live),
+                pods_reporting=len(ready),
+            )
         # autoscaler
         if t % period == 0 and t < len(rates):
             live = [p for p in pods if not p.draining]
             unready = [t - p.created for p in live if p.ready_at > t]
-            obs = Observation(scraped.waiting, scraped.running, None, len(ready), len(live),
-                              pods_reporting=len(ready), unready_seconds=max(unready) if unready else None)
+            obs = Observation(
+                scraped.waiting,
+                scraped.running,
+                None,
+                len(ready),
+                len(live),
+                pods_reporting=len(ready),
+                unready_seconds=max(unready) if unready else None,
+            )
             desired = autoscaler(obs, t)
             if desired != len(live):
                 res.scale_events += 1

@@ -41,5 +41,5 @@ def diurnal(seed: int = 11, seconds: int = 86400, low: float = 1.0, high: float 
         h = s / 3600
         day = 0.5 - 0.5 * math.cos(2 * math.pi * (h - 4) / 24)  # 0 at 04:00, 1 at 16:00
         lunch = 1 - 0.25 * math.exp(-((h - 12.5) ** 2) / 0.5)
-        rates.append((low + (high - low) * day ** 1.5 * lunch) * drift)
+        rates.append((low + (high - low) * day**1.5 * lunch) * drift)
     return rates

@@ -112,13 +112,19 @@ def main(argv: list[str] | None = None) -> int:
         reconciles = op.metric("modelfleet_reconciles_total")
         requests = op.metric("modelfleet_kube_requests_total")
         rss_busy = rss_mib(proc.pid)
+
+        def rounds_later(n: int) -> None:
+            start = op.metric("modelfleet_resync_rounds_total")
+            wait_for(
+                lambda: op.metric("modelfleet_resync_rounds_total") >= start + n,
+                timeout=RESYNC * (n + 6),
+                interval=1,
+                message=f"{n} resync rounds",
+            )
+
+        rounds_later(1)  # the rollout's last status writes settle
         writes_before, quiet = op.kube_writes(), op.metric("modelfleet_reconciles_total", outcome="unchanged")
-        wait_for(
-            lambda: op.metric("modelfleet_reconciles_total", outcome="unchanged") >= quiet + 2 * args.count,
-            timeout=RESYNC * 6,
-            interval=1,
-            message="two resyncs of every object",
-        )
+        rounds_later(2)
         quiet_reconciles = op.metric("modelfleet_reconciles_total", outcome="unchanged") - quiet
         quiet_writes = op.kube_writes() - writes_before
         lat = sorted(ready_at.values())
@@ -134,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  API requests per reconcile              {requests / max(reconciles, 1):8.2f}")
         print(f"  writes during {quiet_reconciles:.0f} no-op resyncs      {quiet_writes:8.0f}")
+        print(f"  409 conflicts retried on a fresh body   {op.metric('modelfleet_reconcile_conflicts_total'):8.0f}")
         print(f"  operator RSS idle / after rollout       {rss_idle:6.0f} / {rss_busy:.0f} MiB")
     finally:
         proc.terminate()

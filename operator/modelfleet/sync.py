@@ -16,6 +16,7 @@ from modelfleet.runtime import RUNTIME
 
 log = logging.getLogger(__name__)
 RESYNC_ROUNDS = Counter("modelfleet_resync_rounds", "Completed resync rounds over all LLMDeployments")
+CONFLICTS = Counter("modelfleet_reconcile_conflicts", "Reconciles retried at once on a fresh body after a 409")
 RECONCILES = Counter("modelfleet_reconciles", "Reconciles of LLMDeployments, by outcome", ["outcome"])
 # kopf serialises handlers per object, but child events and the resync run beside them: without a
 # lock two reconciles of one object could both announce the same transition.
@@ -36,7 +37,18 @@ def reconcile_one(namespace: str, name: str, body: dict[str, Any] | None) -> rec
                 body = RUNTIME.kube.get_llm(namespace, name)
                 if body is None or body["metadata"].get("deletionTimestamp"):
                     return None
-            result = reconcile.reconcile(body, RUNTIME.kube)
+            try:
+                result = reconcile.reconcile(body, RUNTIME.kube)
+            except KubeError as exc:
+                # The body was older than the object (our own last status write, not yet seen in the
+                # watch): read it fresh and try once more instead of failing into a retry loop.
+                if exc.status != 409:
+                    raise
+                CONFLICTS.inc()
+                body = RUNTIME.kube.get_llm(namespace, name)
+                if body is None or body["metadata"].get("deletionTimestamp"):
+                    return None
+                result = reconcile.reconcile(body, RUNTIME.kube)
     except Exception:
         RECONCILES.labels("error").inc()
         raise
