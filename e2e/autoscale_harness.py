@@ -80,23 +80,16 @@ def _prometheus_pid(st: dict[str, Any]) -> int | None:
 def restart_prometheus() -> None:
     """Start the cluster's Prometheus again if it is not running, on the port it had before.
 
-    Not `e2e/cluster up --with-prometheus`: its is_up() counts a dead Prometheus as a broken
-    cluster and would rebuild everything, and `_start_prometheus` picks a new free port while the
-    operator keeps the old URL. Same data dir, same config, pid recorded in state.json.
+    Called with the cluster's state lock held (see prometheus_stopped), so not through `e2e/cluster up`.
     """
     from localcluster import cluster as lc
-    from localcluster import pki, prometheus, state
+    from localcluster import pki, state
 
     lay = lc.layout()
     st = state.load(lay.state_file)
     assert st, f"no cluster state in {lay.state_file}"
-    if _prometheus_pid(st) is not None:
-        return
-    port = int(st["ports"]["prometheus"])
-    comp = prometheus.component(lay, port)
-    starter = lc.Starter(lay, pki.Pki(lay.pki_dir), st)
-    starter.start(comp)
-    starter.wait_healthy([comp], timeout=30)
+    if not lc.prometheus_running(st):
+        lc.start_prometheus(lay, st, pki.Pki(lay.pki_dir))
 
 
 @contextmanager

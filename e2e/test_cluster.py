@@ -122,3 +122,31 @@ def test_up_twice_prints_the_same_kubeconfig_line(cluster: Cluster) -> None:
     assert res.stdout.strip().splitlines()[-1] == f"KUBECONFIG={cluster.kubeconfig}"
     env = run_cli("env")
     assert env.stdout.strip() == f"KUBECONFIG={cluster.kubeconfig}"
+
+
+def test_up_restarts_a_dead_prometheus_alone_on_its_port(cluster: Cluster) -> None:
+    """A crashed Prometheus comes back on the same URL; the control plane is left running."""
+    import os
+    import signal
+    import urllib.request
+
+    from localcluster import procs, state
+
+    before = state.load(cluster.state_dir / "state.json")
+    assert before is not None
+    pid = before["pids"]["prometheus"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not procs.alive(pid), timeout=10, message="Prometheus to die")
+    res = run_cli("up", "--with-prometheus")
+    assert res.returncode == 0, res.stderr
+    assert "already up" in res.stderr and "cleaning up" not in res.stderr, res.stderr
+    after = state.load(cluster.state_dir / "state.json")
+    assert after is not None
+    assert after["prometheus_url"] == before["prometheus_url"] and after["server"] == before["server"]
+    assert after["pids"]["kube-apiserver"] == before["pids"]["kube-apiserver"]
+
+    def ready() -> bool:
+        with urllib.request.urlopen(after["prometheus_url"] + "/-/ready", timeout=2) as resp:
+            return bool(resp.status == 200)
+
+    wait_for(ready, timeout=30, message="the restarted Prometheus to be ready")

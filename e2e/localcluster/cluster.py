@@ -96,7 +96,8 @@ def is_up(lay: Layout | None = None) -> dict[str, Any] | None:
     if not st or not st.get("complete"):
         return None
     for name, pid in st.get("pids", {}).items():
-        if not procs.is_ours(pid, st["binaries"][name]):
+        # Prometheus is an add-on: its death is repaired by `up --with-prometheus`, not a rebuild.
+        if name != "prometheus" and not procs.is_ours(pid, st["binaries"][name]):
             return None
     try:
         status, _ = Api(st["server"], pki.Pki(lay.pki_dir)).get("/readyz")
@@ -148,8 +149,15 @@ class Starter:
             raise
 
 
-def _start_prometheus(lay: Layout, st: dict[str, Any], p: pki.Pki) -> None:
-    port = procs.free_ports(1)[0]
+def prometheus_running(st: dict[str, Any]) -> bool:
+    """Whether the Prometheus recorded in the state is alive."""
+    pid = st.get("pids", {}).get("prometheus")
+    return bool(pid) and procs.is_ours(pid, st["binaries"]["prometheus"])
+
+
+def start_prometheus(lay: Layout, st: dict[str, Any], p: pki.Pki) -> None:
+    """Start Prometheus, on the port it had before if it ran already (clients keep their URL)."""
+    port = st["ports"].get("prometheus") or procs.free_ports(1)[0]
     comp = prometheus.component(lay, port)
     starter = Starter(lay, p, st)
     starter.start(comp)
@@ -180,11 +188,11 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False) -> i
             log(f"already up ({lay.root}); nodes: {st['nodes']} x {st['gpus_per_node']} {config.GPU_RESOURCE}")
             if (n_nodes, gpus) != (st["nodes"], st["gpus_per_node"]):
                 log("note: running with a different node shape than requested; `down` first to change it")
-            if with_prometheus and not st.get("prometheus_url"):
+            if with_prometheus and not prometheus_running(st):
                 build.ensure_prometheus()
                 log("starting Prometheus")
                 try:
-                    _start_prometheus(lay, st, pki.Pki(lay.pki_dir))
+                    start_prometheus(lay, st, pki.Pki(lay.pki_dir))
                 except StartError as e:
                     return _prom_fail(lay, e)
             print(_kubeconfig_line(st))
@@ -227,7 +235,7 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False) -> i
             for c in rest:
                 starter.start(c)
             if with_prometheus:
-                _start_prometheus(lay, st, p)
+                start_prometheus(lay, st, p)
             starter.wait_healthy(rest, timeout=60)
             log("controller-manager, scheduler and kwok healthy")
             nodes.create(lay.kubeconfig, n_nodes, gpus, taint=taint)
