@@ -54,6 +54,19 @@ def wait_for(
         time.sleep(interval)
 
 
+def sample(read: Callable[[], T], seconds: float, interval: float = 0.5) -> list[tuple[float, T]]:
+    """Read a value every interval for `seconds` (an observation window, e.g. "replicas stay put");
+    returns (elapsed seconds, value) pairs, the first at 0."""
+    start = time.monotonic()
+    samples: list[tuple[float, T]] = []
+    while True:
+        elapsed = time.monotonic() - start
+        samples.append((round(elapsed, 1), read()))
+        if elapsed >= seconds:
+            return samples
+        time.sleep(interval)
+
+
 @dataclass
 class Cluster:
     """The running local cluster, as the `cluster` fixture hands it to tests."""

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from autoscale_harness import Load, SimFleet, prom_query, prom_value, prometheus_stopped, selector
-from helpers import Cluster, wait_for
+from helpers import Cluster, sample, wait_for
 from operator_fixture import AUTOSCALE_SECONDS, OperatorProcess
 from test_operator import condition, events, get_llm, manifest, ready
 
@@ -252,13 +252,10 @@ def test_steady_load_does_not_oscillate(
             rise = scale_events(cluster, ns, name)
             diag.note(f"settled at {n} replicas; events so far {rise}")
             history = [(0.0, n)]
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < observe:
-                cur = replicas(cluster, ns, name)
+            for t, cur in sample(lambda: replicas(cluster, ns, name), observe):
                 if cur != history[-1][1]:
-                    history.append((round(time.monotonic() - t0, 1), cur))
+                    history.append((t, cur))
                     diag.note(f"replicas -> {cur}")
-                time.sleep(0.5)
             assert load.running, "the load generator stopped early"
             load.stop()
         total = scale_events(cluster, ns, name)
@@ -299,10 +296,8 @@ def test_prometheus_down_holds_replicas(  # keep last in the file: it stops the 
             print(f"\nPROMETHEUS DOWN: MetricsAvailable=False after {time.monotonic() - t_kill:.1f} s: "
                   f"{cond['reason']}: {cond['message']}")
             assert cond["reason"] == "SourceFailed" and "Prometheus" in cond["message"], cond
-            seen = set()
-            while time.monotonic() - t_kill < hold:
-                seen.add(replicas(cluster, ns, name))
-                time.sleep(0.5)
+            left = max(0.0, hold - (time.monotonic() - t_kill))
+            seen = {value for _, value in sample(lambda: replicas(cluster, ns, name), left)}
             obj = get_llm(cluster, ns, name)
             assert seen == {n}, f"replicas changed while Prometheus was down: {sorted(seen)} (had {n})"
             assert obj["status"]["desiredReplicas"] == n, obj["status"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from e2e.vllmsim.harness import vllmsim
+from e2e.vllmsim.harness import poll, vllmsim
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -44,16 +43,6 @@ def samples(base: str) -> dict[str, float]:
             assert s.labels["model_name"] == "m1"
             out[s.name] = s.value
     return out
-
-
-def poll(fn, deadline_s: float = 10.0):  # type: ignore[no-untyped-def]
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("condition not met before the deadline")
 
 
 def test_queue_beyond_max_num_seqs_is_fifo_and_visible_in_metrics() -> None:
