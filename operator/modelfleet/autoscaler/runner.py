@@ -111,19 +111,41 @@ class KubeActuator:
         await asyncio.to_thread(self.kube.scale, namespace, name, replicas)
 
     async def write_status(
-        self, namespace: str, name: str, autoscaler: dict[str, Any], desired_replicas: int,
+        self,
+        namespace: str,
+        name: str,
+        autoscaler: dict[str, Any],
+        desired_replicas: int,
         conditions: list[dict[str, Any]],
     ) -> None:
-        """Write status.autoscaler, desiredReplicas and our conditions; a concurrent write makes it retry next cycle."""
+        """Write status.autoscaler, desiredReplicas and our conditions, merged into the stored conditions.
+
+        The write carries the resourceVersion the conditions were merged from, so a reconciler's
+        concurrent write is never clobbered; on a conflict (often our own desiredReplicas write in
+        `scale`, not yet seen by the watch) it merges again into a fresh read, once.
+        """
         body = self._body(namespace, name)
+        try:
+            await asyncio.to_thread(self._write, body, autoscaler, desired_replicas, conditions)
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+            fresh = await asyncio.to_thread(self.kube.get_llm, namespace, name)
+            if fresh is None:
+                raise
+            await asyncio.to_thread(self._write, fresh, autoscaler, desired_replicas, conditions)
+
+    def _write(
+        self, body: dict[str, Any], autoscaler: dict[str, Any], desired_replicas: int, conditions: list[dict[str, Any]]
+    ) -> None:
+        meta = body["metadata"]
         current = (body.get("status") or {}).get("conditions") or []
         patch = {
             "autoscaler": autoscaler,
             "desiredReplicas": desired_replicas,
             "conditions": merge_conditions(current, conditions),
         }
-        version = body["metadata"].get("resourceVersion")
-        await asyncio.to_thread(self.kube.patch_status, namespace, name, patch, version)
+        self.kube.patch_status(meta["namespace"], meta["name"], patch, meta.get("resourceVersion"))
 
     async def event(self, namespace: str, name: str, type: str, reason: str, message: str) -> None:
         """An Event on the LLMDeployment."""

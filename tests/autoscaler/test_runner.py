@@ -1,0 +1,92 @@
+"""The operator side of the autoscaler: registry views -> targets, and the actuator's status writes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from modelfleet.autoscaler.runner import KubeActuator, merge_conditions, target_for
+from modelfleet.kube import KubeError
+from modelfleet.registry import Registry, View
+
+NOW = 1_800_000_000.0
+
+
+def llm(enabled: bool = True, rv: str = "1", conditions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "m", "namespace": "n", "resourceVersion": rv},
+        "spec": {"model": {"uri": "hf://a/b"}, "autoscaling": {"enabled": enabled, "maxReplicas": 8}},
+        "status": {"conditions": conditions or []},
+    }
+
+
+def pod(name: str, ready: bool, unschedulable: bool = False, age: float = 30, ip: str = "10.0.0.1") -> dict[str, Any]:
+    conds = [{"type": "Ready", "status": "True" if ready else "False"}]
+    if unschedulable:
+        conds.append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable"})
+    created = dt.datetime.fromtimestamp(NOW - age, dt.UTC)
+    return {"metadata": {"name": name, "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "status": {"conditions": conds, "podIP": ip}}
+
+
+DEPLOYMENT = {"spec": {"replicas": 4}, "status": {"readyReplicas": 2}}
+
+
+@pytest.mark.parametrize(
+    ("view", "expect"),
+    [
+        (View(llm(enabled=False), DEPLOYMENT, []), None),
+        (View(llm(), None, []), None),
+        (View(llm(), DEPLOYMENT, [pod("a", True), pod("b", True), pod("c", False, age=100),
+                                  pod("d", False, unschedulable=True)]),
+         {"replicas": 4, "ready_replicas": 2, "unschedulable": 1, "unready_seconds": 100.0, "urls": 2}),
+    ],
+    ids=["disabled", "not-deployed", "mixed-pods"],
+)
+def test_target_for(view: View, expect: dict[str, Any] | None) -> None:
+    target = target_for(view, NOW)
+    if expect is None:
+        assert target is None
+        return
+    assert target is not None
+    got = {"replicas": target.replicas, "ready_replicas": target.ready_replicas, "unschedulable": target.unschedulable,
+           "unready_seconds": target.unready_seconds, "urls": len(target.pod_urls)}
+    assert got == expect
+
+
+def test_merge_conditions_replaces_only_the_autoscalers() -> None:
+    current = [{"type": "Ready", "status": "True"}, {"type": "MetricsAvailable", "status": "True"}]
+    ours = [{"type": "MetricsAvailable", "status": "False"}, {"type": "ScalingLimited", "status": "False"},
+            {"type": "Ready", "status": "False"}]
+    merged = {c["type"]: c["status"] for c in merge_conditions(current, ours)}
+    assert merged == {"Ready": "True", "MetricsAvailable": "False", "ScalingLimited": "False"}
+
+
+class ConflictOnceKube:
+    """A named fake of modelfleet.kube.Kube: the first status write conflicts, as after our own write."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[dict[str, Any], str | None]] = []
+
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None) -> None:
+        if resource_version == "1":
+            raise KubeError("409 Conflict", 409, retryable=True)
+        self.writes.append((patch, resource_version))
+
+    def get_llm(self, namespace: str, name: str) -> dict[str, Any]:
+        return llm(rv="2", conditions=[{"type": "Ready", "status": "True", "reason": "ReplicasReady"}])
+
+
+def test_status_write_retries_on_a_fresh_body_after_a_conflict() -> None:
+    registry = Registry()
+    registry.observe_llm({"type": "ADDED", "object": llm(rv="1")})
+    kube = ConflictOnceKube()
+    actuator = KubeActuator(kube, registry)  # type: ignore[arg-type]
+    conds = [{"type": "MetricsAvailable", "status": "True", "reason": "MetricsFound"}]
+    asyncio.run(actuator.write_status("n", "m", {"decision": "scale-up"}, 3, conds))
+    ((patch, rv),) = kube.writes
+    assert rv == "2" and patch["desiredReplicas"] == 3
+    assert {c["type"] for c in patch["conditions"]} == {"Ready", "MetricsAvailable"}
