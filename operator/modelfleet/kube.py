@@ -1,16 +1,14 @@
 """The only module that calls the Kubernetes API.
 
 Writes are server-side applies with field manager `modelfleet`, or merge patches on the
-status and scale subresources. Every request is counted (by verb and resource) so that
-tests and `bench/` can check how many calls a reconcile costs.
+status and scale subresources. Every request is counted in the operator's /metrics
+(`modelfleet_kube_requests_total` by verb and resource), which tests and `bench/` read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
-from collections import Counter
 from typing import Any
 
 from kubernetes import client, config
@@ -25,7 +23,6 @@ log = logging.getLogger(__name__)
 REQUESTS = PromCounter(
     "modelfleet_kube_requests", "Requests the operator sent to the Kubernetes API", ["verb", "resource"]
 )
-WRITE_VERBS = {"apply", "patch", "create", "delete"}
 
 
 class KubeError(Exception):
@@ -61,18 +58,9 @@ class Kube:
         self.core = client.CoreV1Api(self.api_client)
         self.apps = client.AppsV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
-        self.calls: Counter[tuple[str, str]] = Counter()
-        self._lock = threading.Lock()
 
     def _count(self, verb: str, resource: str) -> None:
-        with self._lock:
-            self.calls[(verb, resource)] += 1
         REQUESTS.labels(verb, resource).inc()
-
-    def writes(self) -> int:
-        """How many write requests this client has sent."""
-        with self._lock:
-            return sum(n for (verb, _), n in self.calls.items() if verb in WRITE_VERBS)
 
     # -- reads ---------------------------------------------------------------------------------
     def get_child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

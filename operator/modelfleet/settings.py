@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 MetricsMode = Literal["prometheus", "scrape", "off"]
@@ -41,7 +41,6 @@ class Settings:
     autoscale_interval_seconds: int = 15
     metrics_timeout_seconds: int = 5
     stale_after_seconds: int = 60
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
