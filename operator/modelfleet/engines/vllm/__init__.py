@@ -1,0 +1,1 @@
+"""vLLM: supported versions, their flag and metric tables, argument rendering and memory model."""
