@@ -102,7 +102,9 @@ def _refresh_owner(child: Any) -> None:
     if not name:
         return
     try:
-        sync.reconcile_one(meta["namespace"], name, None)
+        # Do not park one of kopf's few workers behind a reconcile of the same object that is already
+        # running; if that one read too early, the next resync catches up.
+        sync.reconcile_one(meta["namespace"], name, None, wait=5)
     except (KubeError, ValidationError) as exc:
         # Event handlers are not retried; the periodic resync catches up.
         log.warning("could not refresh %s/%s after a child change: %s", meta.get("namespace"), name, exc)

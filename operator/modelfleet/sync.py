@@ -46,10 +46,9 @@ def lock_wait_seconds() -> float:
 
 
 @contextmanager
-def _locked(namespace: str, name: str) -> Iterator[None]:
+def _locked(namespace: str, name: str, wait: float) -> Iterator[None]:
     with _LOCKS_GUARD:
         lock = _LOCKS.setdefault((namespace, name), threading.Lock())
-    wait = lock_wait_seconds()
     if not lock.acquire(timeout=wait):
         raise Busy(namespace, name, wait)
     try:
@@ -73,13 +72,16 @@ def _gone(body: dict[str, Any] | None) -> bool:
     return body is None or bool(body["metadata"].get("deletionTimestamp"))
 
 
-def reconcile_one(namespace: str, name: str, body: dict[str, Any] | None) -> reconcile.Result | None:
+def reconcile_one(
+    namespace: str, name: str, body: dict[str, Any] | None, wait: float | None = None
+) -> reconcile.Result | None:
     """Reconcile one object at a time (body None: read it fresh first) and count the outcome.
 
     Nothing is done for an object that is gone or being deleted: its children must not be re-applied.
+    `wait` bounds the wait for a reconcile of the same object already running (default: lock_wait_seconds).
     """
     try:
-        with _locked(namespace, name):
+        with _locked(namespace, name, lock_wait_seconds() if wait is None else wait):
             if body is None:
                 body = RUNTIME.kube.get_llm(namespace, name)
             if _gone(body):
