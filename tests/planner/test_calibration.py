@@ -39,6 +39,7 @@ class Case:
 
 DENNIS = "github.com/dennislee22/vLLM-benchmarking log/"
 LLMD = "github.com/llm-d/llm-d-benchmark config_explorer/empirical-vllm-memory-results.md"
+LMCACHE = "github.com/LMCache/LMCache docs FAQ (PR 1769), KV Cache Sizes for Popular Models"
 
 CASES: tuple[Case, ...] = (
     # "GPU KV cache size: 464,848 tokens" (v0.10.1.1, max_num_batched_tokens=2048).
@@ -182,6 +183,16 @@ CASES: tuple[Case, ...] = (
         18_227,
         False,
     ),
+    # LMCache docs FAQ "KV Cache Sizes for Popular Models" (LMCache PR 1769, Oct 2025: vLLM 0.11),
+    # model default context, default utilization 0.9. Qwen3-8B: "50.32 GB (or 366,400 tokens)".
+    Case("qwen3-8b-h100x1", LMCACHE, "0.11.0",
+         "Qwen/Qwen3-8B", "none", "NVIDIA-H100-80GB-HBM3", 1, 0.9, 40960, 366_400, True),
+    # "Qwen/Qwen3-32B (tp=2 on H100)": "33.66 GB x 2 (or 275,760 tokens)".
+    Case("qwen3-32b-h100x2", LMCACHE, "0.11.0",
+         "Qwen/Qwen3-32B", "none", "NVIDIA-H100-80GB-HBM3", 2, 0.9, 40960, 275_760, True),
+    # "meta-llama/Llama-3.1-70B (tp=4 on H100)": "32.06 GB x 4 (or 420,208 tokens)".
+    Case("llama31-70b-h100x4", LMCACHE, "0.11.0",
+         "meta-llama/Llama-3.1-70B", "none", "NVIDIA-H100-80GB-HBM3", 4, 0.9, 131072, 420_208, True),
     # "larger than the maximum number of tokens that can be stored in KV cache (81536)"
     # (V0 engine, filed Feb 2025: vLLM 0.7.x).
     Case(
