@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from modelfleet.api import Architecture, LLMDeploymentSpec
 from modelfleet.engines.vllm import memory as vllm_memory
@@ -132,8 +133,9 @@ def _shape(arch: ModelArch) -> vllm_memory.ModelShape:
     )
 
 
+@lru_cache(maxsize=4096)
 def _estimate(inp: _Inputs, tp: int) -> vllm_memory.MemoryEstimate:
-    """vLLM's start-up memory on one of `tp` GPUs."""
+    """vLLM's start-up memory on one of `tp` GPUs (cached: the TP search asks for each size often)."""
     return vllm_memory.estimate(
         version=inp.version,
         shape=_shape(inp.arch),
