@@ -7,8 +7,8 @@ from typing import Any
 
 from modelfleet import api
 from modelfleet.planner.errors import PlanInputError
-from modelfleet.planner.fit import plan_spec
 from modelfleet.planner.report import FitReport
+from modelfleet.planner.spec import plan_spec
 from modelfleet.status import FitVerdict
 
 

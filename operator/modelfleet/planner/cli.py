@@ -36,10 +36,11 @@ from modelfleet.loading import InputError, load_llm_deployments
 from . import catalog
 from .arch import ModelArch
 from .errors import PlanInputError
-from .fit import plan, plan_spec
+from .fit import plan
 from .gpus import GPUS, lookup_gpu
 from .hfconfig import load_config
 from .report import FitReport, format_explain, format_table
+from .spec import plan_spec
 
 PROG = "modelfleet plan"
 CLI_SUGGESTIONS = ("fp8", "awq", "gguf-q4_k_m")
