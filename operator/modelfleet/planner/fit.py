@@ -56,9 +56,10 @@ MIN_AUTO_MAX_MODEL_LEN = 2048
 UNKNOWN_CONTEXT_CAP = 32768
 # Largest share by which the planner's KV estimate may exceed vLLM's (the calibration bound).
 OPTIMISM_MARGIN = 0.02
-# Vocabulary assumed when the source gives none (Qwen2/2.5's 152,064: larger than Llama 3's
-# 128,256, so the sampler's share of the profile is not underestimated for common models).
-ASSUMED_VOCAB = 152064
+# Vocabulary assumed when the source gives none (a bare spec.model.architecture): the sampler's
+# share of vLLM's profile grows with it, so the largest common one (Gemma 3's 262,144; Llama 4
+# and gpt-oss use ~201K, Qwen 152K, Llama 3 128K) keeps the estimate from being optimistic.
+ASSUMED_VOCAB = 262144
 
 
 def tensor_parallel_problem(arch: ModelArch, tp: int) -> str | None:
