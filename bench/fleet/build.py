@@ -86,6 +86,9 @@ def foreign_pod(i: int, nodes: int) -> tuple[str, dict[str, Any]]:
         "metadata": {"name": f"web-{i:05d}", "namespace": namespace, "labels": {"app": "web", **FOREIGN_LABEL}},
         "spec": {
             "nodeName": fake_nodes.node_name(i % nodes),
+            # No service-account token: minting 10,000 signed tokens would dominate the setup.
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
             "nodeSelector": {"type": "kwok"},
             "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
             "containers": [{"name": "web", "image": "nginx:fake"}],

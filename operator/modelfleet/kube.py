@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import urllib3
@@ -108,6 +109,7 @@ class Kube:
         retry: bool = True,
         limiter: TokenBucket | None = None,
         page_size: int = 500,
+        event_workers: int = 0,
     ) -> None:
         if api_client is None:
             configuration = client.Configuration.get_default_copy()
@@ -117,6 +119,9 @@ class Kube:
         self.timeout = timeout
         self.limiter = limiter or TokenBucket(0, 1)  # default: unlimited (CLI tools, tests)
         self.page_size = page_size
+        # event_workers > 0: Events are posted by a small pool in the background (the operator);
+        # 0: at once, in the caller's thread (tools, tests).
+        self._events = ThreadPoolExecutor(event_workers, thread_name_prefix="events") if event_workers else None
         self.core = client.CoreV1Api(self.api_client)
         self.apps = client.AppsV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
@@ -361,6 +366,13 @@ class Kube:
             reporting_component="modelfleet.io/operator",
             reporting_instance="modelfleet",
         )
+        if self._events is not None:  # off the reconcile's path: a rollout's Events must not slow it down
+            self._events.submit(self._post_event, owner, body, reason)
+        else:
+            self._post_event(owner, body, reason)
+
+    def _post_event(self, owner: dict[str, Any], body: Any, reason: str) -> None:
+        meta = owner["metadata"]
         try:
             self._call(f"posting event {reason}", self.core.create_namespaced_event, meta["namespace"], body)
         except KubeError as exc:

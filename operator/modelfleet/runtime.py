@@ -59,6 +59,7 @@ class Runtime:
             self._kube = Kube(
                 timeout=(s.api_connect_timeout_seconds, s.api_read_timeout_seconds),
                 limiter=TokenBucket(s.api_qps, s.api_burst),
+                event_workers=2,
             )
         return self._kube
 

@@ -79,7 +79,7 @@ class Settings:
     # Lease renewals are exempt) and how many reconciles may run at once.
     api_qps: int = 100
     api_burst: int = 200
-    max_concurrent_reconciles: int = 8
+    max_concurrent_reconciles: int = 16
     # Leader election on a coordination.k8s.io Lease (see leader.py for the timing argument).
     leader_election: bool = True
     lease_name: str = "modelfleet"
@@ -118,7 +118,7 @@ class Settings:
             api_read_timeout_seconds=_int(env, "MODELFLEET_API_READ_TIMEOUT_SECONDS", 20),
             api_qps=_int(env, "MODELFLEET_API_QPS", 100),
             api_burst=_int(env, "MODELFLEET_API_BURST", 200),
-            max_concurrent_reconciles=_int(env, "MODELFLEET_MAX_CONCURRENT_RECONCILES", 8),
+            max_concurrent_reconciles=_int(env, "MODELFLEET_MAX_CONCURRENT_RECONCILES", 16),
             leader_election=_bool(env, "MODELFLEET_LEADER_ELECTION", True),
             lease_name=env.get("MODELFLEET_LEASE_NAME", "") or "modelfleet",
             lease_namespace=env.get("MODELFLEET_LEASE_NAMESPACE", "") or default_lease_namespace(env),

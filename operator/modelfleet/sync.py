@@ -38,6 +38,7 @@ GHOSTS = Counter("modelfleet_registry_ghosts_removed", "Objects a relist found g
 # up (retryable) rather than parking a worker behind a stuck one.
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
+BUSY_REQUEUE_SECONDS = 0.5
 _SLOTS: list[threading.BoundedSemaphore] = []  # one, made from the settings on first use
 _POOL: list[ThreadPoolExecutor] = []
 
@@ -145,6 +146,8 @@ def reconcile_one(
                     return None
                 assert body is not None
                 result = _reconcile(body)
+    except Busy:
+        raise  # not a failure: the reconcile already running covers it
     except Exception:
         RECONCILES.labels("error").inc()
         raise
@@ -158,9 +161,13 @@ def refresh(key: Hashable) -> None:
     """The work queue's job: reconcile one owner after its children changed; failures wait for the resync."""
     namespace, name = str(key[0]), str(key[1])  # type: ignore[index]
     try:
-        # Do not park a worker behind a reconcile of the same object that is already running; if that
-        # one read too early, the next resync catches up.
-        reconcile_one(namespace, name, None, wait=5)
+        # Do not park a worker behind a reconcile of the same object that is already running (kopf's
+        # handler, the resync): queue the key again for a moment later, when that one is done.
+        reconcile_one(namespace, name, None, wait=1)
+    except Busy:
+        timer = threading.Timer(BUSY_REQUEUE_SECONDS, RUNTIME.queue.add, ((namespace, name),))
+        timer.daemon = True
+        timer.start()
     except (KubeError, ValidationError) as exc:
         log.warning("could not refresh %s/%s after a child change: %s", namespace, name, exc)
 
