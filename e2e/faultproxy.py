@@ -73,12 +73,15 @@ class FaultProxy:
         self._set("blackhole")
 
     def garbage(self, payload: bytes) -> None:
-        """Answer each new connection with payload (after reading its request) and close it."""
+        """From now on answer every connection with payload (after reading its request) and close it;
+        open connections are closed first, so keep-alive clients reconnect and get the garbage too."""
         self._set("garbage", payload)
+        self.reset()
 
     def reject(self) -> None:
-        """Close each new connection at once."""
+        """Close every open connection, and each new one at once."""
         self._set("reject")
+        self.reset()
 
     def reset(self) -> int:
         """Close every open connection (both sides); returns how many sockets were closed."""

@@ -66,11 +66,15 @@ def test_garbage_reset_and_reject(echo: tuple[str, int]) -> None:
         kept = socket.create_connection(("127.0.0.1", proxy.port), timeout=1)
         assert roundtrip(kept, b"x") == b"x"
         proxy.garbage(b"HTTP/1.1 200 OK\r\n\r\nnot json")
+        assert kept.recv(1024) == b""  # a keep-alive connection is closed: its client must reconnect
         g = socket.create_connection(("127.0.0.1", proxy.port), timeout=1)
         assert roundtrip(g, b"GET / HTTP/1.1\r\n\r\n") == b"HTTP/1.1 200 OK\r\n\r\nnot json"
         assert g.recv(1024) == b""  # and closed
-        assert proxy.reset() >= 2  # both sides of `kept`
-        assert kept.recv(1024) == b""
+        proxy.forward()
+        again = socket.create_connection(("127.0.0.1", proxy.port), timeout=1)
+        assert roundtrip(again, b"y") == b"y"
+        assert proxy.reset() >= 2  # both sides of `again`
+        assert again.recv(1024) == b""
         proxy.reject()
         r = socket.create_connection(("127.0.0.1", proxy.port), timeout=1)
         assert r.recv(1024) == b""
