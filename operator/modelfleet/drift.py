@@ -8,7 +8,9 @@ annotation, and a server default never causes a re-apply.
 
 Lists of objects that all carry a `name` (containers, env, ports, volumes, mounts) are matched by
 name, as server-side apply merges them; other lists (args, command, tolerations) are compared whole.
-Quantities under `resources` compare by value (`1000m` is `1`), other scalars by their text (the API
+Atomic maps (a Service's selector, a pod's nodeSelector) are owned whole by whoever wrote them last,
+so a key someone added there is drift too, and applying replaces the map. Quantities under
+`resources` compare by value (`1000m` is `1`), other scalars by their text (the API
 returns `2` where we rendered the integer 2 for an int-or-string field).
 """
 
@@ -18,6 +20,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kubernetes.utils import parse_quantity
+
+# Maps the API server treats as atomic (`+mapType=atomic`): an extra key is a change of the whole map.
+ATOMIC_MAPS = ("spec.selector", "spec.template.spec.nodeSelector")
 
 
 def _empty(value: Any) -> bool:
@@ -49,6 +54,8 @@ def differences(want: Any, have: Any, path: str = "", in_resources: bool = False
         if not isinstance(have, dict):
             return [] if _empty(want) and _empty(have) else [path or "."]
         out: list[str] = []
+        if path in ATOMIC_MAPS and set(have) - set(want):
+            out.append(path)
         for key, value in want.items():
             sub = f"{path}.{key}" if path else key
             if key not in have:

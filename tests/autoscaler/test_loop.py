@@ -214,3 +214,17 @@ def test_pods_that_cannot_be_created_do_not_block_a_scale_down() -> None:
     [o] = cycle([tgt(replicas=4, ready=2, not_created=2, not_created_reason="FailedCreate: quota",
                      autoscaler_status=old)], src, Store())
     assert o.decision.desired_replicas < 4, o.decision.reason
+
+
+def test_forget_drops_every_series_of_a_deleted_deployment() -> None:
+    reg = CollectorRegistry()
+    src = Source({("ns", "a"): Signals(23, 48, 0.9, 3, 1.0)})
+    cycle([tgt()], src, Store(), registry=reg)
+    assert reg.get_sample_value("modelfleet_autoscaler_desired_replicas", {"namespace": "ns", "name": "a"}) == 6
+    metrics = AutoscalerMetrics(CollectorRegistry())  # same names, own registry: forget acts on its own series
+    metrics.desired.labels("ns", "a").set(6)
+    metrics.scales.labels("ns", "a", "up").inc()
+    metrics.forget("ns", "a")
+    left = [s for fam in metrics.desired.collect() + metrics.scales.collect() for s in fam.samples
+            if s.labels.get("name") == "a"]
+    assert left == [], left

@@ -93,6 +93,8 @@ def test_env_edit_found_by_name_and_foreign_env_ignored() -> None:
         ({"a": False}, {"a": "False"}, True),  # booleans are never equal to text
         ({"volumes": []}, {}, False),  # an empty list is not stored
         ({"args": ["--a", "--b"]}, {"args": ["--b", "--a"]}, True),  # order matters in args
+        ({"spec": {"selector": {"a": "1"}}}, {"spec": {"selector": {"a": "1", "app": "x"}}}, True),  # atomic map
+        ({"metadata": {"labels": {"a": "1"}}}, {"metadata": {"labels": {"a": "1", "team": "x"}}}, False),
     ],
 )
 def test_scalar_rules(want: dict[str, Any], have: dict[str, Any], drift: bool) -> None:

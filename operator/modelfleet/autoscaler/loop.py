@@ -145,6 +145,9 @@ class AutoscalerMetrics:
         for g in (self.queue, self.running, self.desired, self.available):
             with contextlib.suppress(KeyError):
                 g.remove(namespace, name)
+        for direction in ("up", "down"):
+            with contextlib.suppress(KeyError):
+                self.scales.remove(namespace, name, direction)
 
 
 _default_metrics: AutoscalerMetrics | None = None
