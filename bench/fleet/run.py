@@ -196,7 +196,11 @@ def measure(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     finally:
         sampler.stop()
         op.proc.terminate()
-        op.proc.wait(timeout=30)
+        try:
+            op.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            print("the operator did not stop within 30 s of SIGTERM; killed", file=sys.stderr)
+            op.proc.kill()
 
 
 def text(r: dict[str, Any]) -> str:

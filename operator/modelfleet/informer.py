@@ -15,7 +15,6 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prometheus_client import Counter
@@ -61,8 +60,6 @@ class Informer:
         self.handler, self.accept, self.watch_seconds = handler, accept, watch_seconds
         self.resource_version = ""  # empty: a LIST is due
         self.synced = threading.Event()  # set once the first LIST is in the registry
-        # A watch blocks its thread for minutes: its own thread, never the loop's shared executor.
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"watch-{kind}")
 
     @property
     def name(self) -> str:
@@ -123,9 +120,26 @@ class Informer:
             raise
 
     async def round(self) -> None:
-        """The round on the informer's own thread."""
-        await asyncio.get_running_loop().run_in_executor(self._thread, self.round_blocking)
+        """The round on a thread of its own: a watch blocks for minutes, so never the loop's shared executor;
+        a daemon thread, so a watch still open does not hold up the process's exit."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
 
-    def close(self) -> None:
-        """Let the thread go (a running watch ends by its own timeout)."""
-        self._thread.shutdown(wait=False, cancel_futures=True)
+        def settle(error: BaseException | None) -> None:
+            if done.done():  # cancelled meanwhile (shutdown)
+                return
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+        def run() -> None:
+            try:
+                self.round_blocking()
+            except BaseException as exc:  # handed to the supervisor, which logs and counts it
+                loop.call_soon_threadsafe(settle, exc)
+            else:
+                loop.call_soon_threadsafe(settle, None)
+
+        threading.Thread(target=run, name=self.name, daemon=True).start()
+        await done

@@ -114,6 +114,9 @@ class Kube:
         if api_client is None:
             configuration = client.Configuration.get_default_copy()
             configuration.retries = _RETRY if retry else False
+            # Room for every concurrent reconcile, the watches, the Event posters and the Lease: a full
+            # pool throws connections away, and each new one costs a TLS handshake.
+            configuration.connection_pool_maxsize = 48
             api_client = client.ApiClient(configuration)
         self.api_client = api_client
         self.timeout = timeout

@@ -124,8 +124,6 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        for informer in self.informers:
-            informer.close()
         self.informers.clear()
         if self._queue is not None:
             self._queue.stop()
