@@ -290,8 +290,9 @@ class Kube:
             field_manager=api.FIELD_MANAGER,
             force=True,
             _content_type="application/apply-patch+yaml",
+            _preload_content=False,  # plain JSON: no round trip through the client's model classes
         )
-        applied: dict[str, Any] = self._plain(result)
+        applied: dict[str, Any] = json.loads(result.data)
         return applied
 
     def patch_status(
@@ -304,7 +305,7 @@ class Kube:
         body: dict[str, Any] = {"status": patch}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        written: dict[str, Any] = self._call(
+        written: Any = self._call(
             f"writing status of {namespace}/{name}",
             self.custom.patch_namespaced_custom_object_status,
             api.GROUP,
@@ -315,8 +316,9 @@ class Kube:
             body,
             field_manager=api.FIELD_MANAGER,
             _content_type="application/merge-patch+json",
+            _preload_content=False,
         )
-        return dict(written)
+        return dict(json.loads(written.data))
 
     def scale(self, namespace: str, name: str, replicas: int) -> None:
         """Set a Deployment's replicas through its scale subresource (the autoscaler's one write)."""

@@ -162,6 +162,17 @@ def _describe(verb: str, child: dict[str, Any]) -> str:
     return f"{verb} Deployment {child['metadata']['name']}: {child['spec']['replicas']} replica(s) x {gpus} GPU"
 
 
+def status_precondition(llm: api.LLMDeployment, body: dict[str, Any]) -> str | None:
+    """The resourceVersion a status write must match, or None when no precondition is needed.
+
+    Only the autoscaler writes status besides us, and only for autoscaled objects: there the write must
+    fail (409) rather than replace conditions merged from an older status. Otherwise we are the only
+    status writer and our bodies hold our own last write, so a precondition would only trip over
+    writes to metadata (kopf's annotations) and cost a 409, a GET and a second patch per object.
+    """
+    return str(body["metadata"].get("resourceVersion") or "") or None if llm.spec.autoscaling.enabled else None
+
+
 def engine_refusal(llm: api.LLMDeployment) -> FitOutcome | None:
     """A spec its engine release cannot serve holds the rollout like a model that does not fit:
     Fits=False with the field, value and release, an Event, and running replicas untouched."""
@@ -207,9 +218,7 @@ def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None, c
     wanted["conditions"] = status.merge_conditions(prev_conditions, wanted["conditions"], now_iso())
     result.status_patch = status.diff(previous, wanted)
     if result.status_patch:
-        written = kube.patch_status(
-            llm.namespace, llm.name, result.status_patch, body["metadata"].get("resourceVersion")
-        )
+        written = kube.patch_status(llm.namespace, llm.name, result.status_patch, status_precondition(llm, body))
         cache.written(api.KIND, written)
     transitions = status.transition_events(prev_conditions, wanted["conditions"])
     for event in transitions:
