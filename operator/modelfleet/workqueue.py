@@ -40,10 +40,15 @@ class WorkQueue:
         with self._cond:
             if key in self._running:
                 self._again.add(key)
-            elif key not in self._pending:
-                self._pending.add(key)
-                self._queue.append(key)
-                self._cond.notify()
+            else:
+                self._enqueue(key)
+
+    def _enqueue(self, key: Hashable) -> None:
+        """With the lock held: queue `key` unless it already waits."""
+        if key not in self._pending:
+            self._pending.add(key)
+            self._queue.append(key)
+            self._cond.notify()
 
     def __len__(self) -> int:
         with self._cond:
@@ -76,10 +81,7 @@ class WorkQueue:
             self._running.discard(key)
             if key in self._again:
                 self._again.discard(key)
-                if key not in self._pending:
-                    self._pending.add(key)
-                    self._queue.append(key)
-                    self._cond.notify()
+                self._enqueue(key)
 
     def _work(self) -> None:
         while (key := self._next()) is not None:
