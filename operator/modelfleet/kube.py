@@ -88,7 +88,11 @@ class Kube:
     """A thin, counted client for the few calls the operator makes, each with connect and read timeouts."""
 
     def __init__(
-        self, api_client: client.ApiClient | None = None, timeout: tuple[float, float] = (5, 20), retry: bool = True
+        self,
+        api_client: client.ApiClient | None = None,
+        timeout: tuple[float, float] = (5, 20),
+        retry: bool = True,
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
         if api_client is None:
             configuration = client.Configuration.get_default_copy()
@@ -96,6 +100,8 @@ class Kube:
             api_client = client.ApiClient(configuration)
         self.api_client = api_client
         self.timeout = timeout
+        # Leader election's gate (leader.py): while it says no, every write is refused before it is sent.
+        self.may_write = may_write
         self.core = client.CoreV1Api(self.api_client)
         self.apps = client.AppsV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
@@ -103,6 +109,13 @@ class Kube:
 
     def _count(self, verb: str, resource: str) -> None:
         REQUESTS.labels(verb, resource).inc()
+
+    def _writing(self, verb: str, resource: str, what: str) -> None:
+        """Count a write, or refuse it (retryable) while this process is not sure it leads."""
+        if self.may_write is not None and not self.may_write():
+            raise KubeError(f"{what}: not sent: this operator is not sure it still leads (Lease not renewed)",
+                            None, True)
+        self._count(verb, resource)
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
         """One API call with our timeouts; every failure becomes a KubeError (None for a 404 when missing_ok)."""
@@ -187,7 +200,7 @@ class Kube:
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply of a Deployment or Service (create or update), forcing our fields."""
         kind, meta = obj["kind"], obj["metadata"]
-        self._count("apply", kind)
+        self._writing("apply", kind, f"applying {kind} {meta['namespace']}/{meta['name']}")
         patch = self.apps.patch_namespaced_deployment if kind == "Deployment" else self.core.patch_namespaced_service
         result = self._call(
             f"applying {kind} {meta['namespace']}/{meta['name']}",
@@ -204,7 +217,7 @@ class Kube:
 
     def patch_status(self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None) -> None:
         """Merge-patch the LLMDeployment's status; with a resourceVersion it fails on a concurrent write (409)."""
-        self._count("patch", f"{api.KIND}/status")
+        self._writing("patch", f"{api.KIND}/status", f"writing status of {namespace}/{name}")
         body: dict[str, Any] = {"status": patch}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
@@ -223,7 +236,7 @@ class Kube:
 
     def scale(self, namespace: str, name: str, replicas: int) -> None:
         """Set a Deployment's replicas through its scale subresource (the autoscaler's one write)."""
-        self._count("patch", "Deployment/scale")
+        self._writing("patch", "Deployment/scale", f"scaling {namespace}/{name} to {replicas}")
         self._call(
             f"scaling {namespace}/{name} to {replicas}",
             self.apps.patch_namespaced_deployment_scale,
@@ -236,7 +249,7 @@ class Kube:
 
     def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
         """Set annotations on one pod (pod-deletion-cost)."""
-        self._count("patch", "Pod")
+        self._writing("patch", "Pod", f"annotating pod {namespace}/{name}")
         self._call(
             f"annotating pod {namespace}/{name}",
             self.core.patch_namespaced_pod,
@@ -249,8 +262,12 @@ class Kube:
 
     def event(self, owner: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """Post a core/v1 Event about an LLMDeployment."""
-        self._count("create", "Event")
         meta = owner["metadata"]
+        try:
+            self._writing("create", "Event", f"posting event {reason}")
+        except KubeError as exc:
+            log.warning("event %s on %s/%s not posted: %s", reason, meta["namespace"], meta["name"], exc)
+            return
         now = dt.datetime.now(dt.UTC)
         body = client.CoreV1Event(
             metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=meta["namespace"]),

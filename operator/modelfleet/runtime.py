@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from modelfleet.kube import Kube
 from modelfleet.registry import Registry
@@ -20,6 +21,7 @@ class Runtime:
         self.settings = Settings()
         self.registry = Registry()
         self._kube: Kube | None = None
+        self.may_write: Callable[[], bool] | None = None  # leader election's gate, set before kopf starts
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -27,7 +29,8 @@ class Runtime:
         """The API client, built on first use (after kubeconfig is loaded)."""
         if self._kube is None:
             s = self.settings
-            self._kube = Kube(timeout=(s.api_connect_timeout_seconds, s.api_read_timeout_seconds))
+            timeout = (s.api_connect_timeout_seconds, s.api_read_timeout_seconds)
+            self._kube = Kube(timeout=timeout, may_write=self.may_write)
         return self._kube
 
     def configure(self, settings: Settings) -> None:
