@@ -97,6 +97,9 @@ class Kube:
         if api_client is None:
             configuration = client.Configuration.get_default_copy()
             configuration.retries = _RETRY if retry else False
+            # kopf's workers, the resync and the autoscaler call at once; urllib3's default of 10
+            # pooled connections would churn ("Connection pool is full, discarding connection").
+            configuration.connection_pool_maxsize = 32
             api_client = client.ApiClient(configuration)
         self.api_client = api_client
         self.timeout = timeout
