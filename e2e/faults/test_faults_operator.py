@@ -21,9 +21,6 @@ import pytest
 from autoscale_harness import Load, SimFleet, prom_value, selector
 from faultkit import (
     AUTOSCALE,
-    GROUP,
-    PLURAL,
-    VERSION,
     Figure,
     Intended,
     Operators,
@@ -38,6 +35,7 @@ from faultkit import (
 )
 from helpers import wait_for
 from private_cluster import PrivateCluster
+from test_operator import GROUP, PLURAL, VERSION
 
 pytestmark = pytest.mark.cluster
 
