@@ -34,9 +34,10 @@ import pytest
 from helpers import wait_for
 from operator_fixture import CRD_FILE, OperatorProcess, start_operator
 from private_cluster import PrivateCluster, private_cluster
+from test_operator import GROUP, SMALL, VERSION, condition  # SMALL: Qwen2.5-0.5B, fits anything
+from test_operator import get_llm as llm
 
 LABEL = "modelfleet.io/deployment"
-GROUP, VERSION, PLURAL = "modelfleet.io", "v1alpha1", "llmdeployments"
 RESYNC = 2  # MODELFLEET_RESYNC_SECONDS of every operator the suite starts
 AUTOSCALE = 2  # MODELFLEET_AUTOSCALE_INTERVAL_SECONDS
 
@@ -158,18 +159,6 @@ class Operators:
 
 
 # --------------------------------------------------------------------------- cluster reads
-
-
-def llm(pc: PrivateCluster, ns: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = pc.custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
-    return obj
-
-
-def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond["type"] == kind:
-            return dict(cond)
-    return {}
 
 
 def children(pc: PrivateCluster, ns: str) -> dict[str, dict[str, list[Any]]]:
@@ -340,12 +329,6 @@ def wait_rounds(op: OperatorProcess, rounds: int, timeout: float) -> float:
 
 
 # --------------------------------------------------------------------------- LLMDeployments
-
-# Qwen2.5-0.5B's published config (as in test_operator.py): fits anything, so the faults are about
-# the control loop, not about GPU fit.
-SMALL = {"numLayers": 24, "numAttentionHeads": 14, "numKeyValueHeads": 2, "headDim": 64,
-         "parameters": 4.94e8, "maxPositionEmbeddings": 32768}
-
 
 def llm_body(name: str, replicas: int = 1, max_model_len: int = 8192, gpus: int = 1,
              **spec: Any) -> dict[str, Any]:

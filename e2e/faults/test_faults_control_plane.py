@@ -100,8 +100,8 @@ def test_blackholed_apiserver_fails_healthz_then_converges(fc: PrivateCluster, o
     host, port = fc.server.removeprefix("https://").rsplit(":", 1)
     with FaultProxy((host, int(port))) as proxy:
         kubeconfig = proxied_kubeconfig(fc, proxy.port, fc.state_dir / f"kubeconfig-proxy-{ns}")
-        # Leader election off: this test is about call timeouts and liveness, not about the Lease.
-        op = ops.start("bh", kubeconfig=kubeconfig, leader_election="false")
+        # Leader election on, as deployed: a leader that cannot renew pauses its writes, keeps its pid.
+        op = ops.start("bh", kubeconfig=kubeconfig)
         names = ["b0", "b1", "b2"]
         apply(fc, ns, *(llm_body(n, replicas=1) for n in names))
         intended = {n: Intended(replicas=1, max_model_len=8192) for n in names}
@@ -133,7 +133,7 @@ def test_blackholed_apiserver_fails_healthz_then_converges(fc: PrivateCluster, o
         t_conv = time.monotonic() - t_path
     lost, dup = count_lost_duplicated(fc, ns, names)
     assert (lost, dup) == (0, 0)
-    assert op.proc.poll() is None
+    assert op.proc.poll() is None, f"the operator exited (code {op.proc.returncode}) instead of recovering"
     record(Figure("apiserver connection black-holed", injected=1, converge=[t_conv], lost=lost, duplicated=dup,
                   notes=f"/healthz failed {t_detect:.1f} s into the black hole (status {code}), 200 again "
                         f"{t_healthy:.1f} s after the path came back; loop errors {errors_before:g} -> "

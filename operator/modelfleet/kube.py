@@ -110,12 +110,13 @@ class Kube:
         limiter: TokenBucket | None = None,
         page_size: int = 500,
         event_workers: int = 0,
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
         if api_client is None:
             configuration = client.Configuration.get_default_copy()
             configuration.retries = _RETRY if retry else False
-            # Room for every concurrent reconcile, the watches, the Event posters and the Lease: a full
-            # pool throws connections away, and each new one costs a TLS handshake.
+            # Room for every concurrent reconcile, the watches, the Event posters, the autoscaler and the
+            # Lease: urllib3's default of 10 pooled connections would churn ("Connection pool is full").
             configuration.connection_pool_maxsize = 48
             api_client = client.ApiClient(configuration)
         self.api_client = api_client
@@ -125,6 +126,8 @@ class Kube:
         # event_workers > 0: Events are posted by a small pool in the background (the operator);
         # 0: at once, in the caller's thread (tools, tests).
         self._events = ThreadPoolExecutor(event_workers, thread_name_prefix="events") if event_workers else None
+        # Leader election's gate (leader.py): while it says no, every write is refused before it is sent.
+        self.may_write = may_write
         self.core = client.CoreV1Api(self.api_client)
         self.apps = client.AppsV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
@@ -132,6 +135,13 @@ class Kube:
 
     def _count(self, verb: str, resource: str) -> None:
         REQUESTS.labels(verb, resource).inc()
+
+    def _writing(self, verb: str, resource: str, what: str) -> None:
+        """Count a write, or refuse it (retryable) while this process is not sure it leads."""
+        if self.may_write is not None and not self.may_write():
+            raise KubeError(f"{what}: not sent: this operator is not sure it still leads (Lease not renewed)",
+                            None, True)
+        self._count(verb, resource)
 
     def _call(
         self,
@@ -279,7 +289,7 @@ class Kube:
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply of a Deployment or Service (create or update), forcing our fields."""
         kind, meta = obj["kind"], obj["metadata"]
-        self._count("apply", kind)
+        self._writing("apply", kind, f"applying {kind} {meta['namespace']}/{meta['name']}")
         patch = self.apps.patch_namespaced_deployment if kind == "Deployment" else self.core.patch_namespaced_service
         result = self._call(
             f"applying {kind} {meta['namespace']}/{meta['name']}",
@@ -301,7 +311,7 @@ class Kube:
         """Merge-patch the LLMDeployment's status; with a resourceVersion it fails on a concurrent write (409).
 
         Returns the object as written (the caller's cache then knows its own write before the watch says so)."""
-        self._count("patch", f"{api.KIND}/status")
+        self._writing("patch", f"{api.KIND}/status", f"writing status of {namespace}/{name}")
         body: dict[str, Any] = {"status": patch}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
@@ -322,7 +332,7 @@ class Kube:
 
     def scale(self, namespace: str, name: str, replicas: int) -> None:
         """Set a Deployment's replicas through its scale subresource (the autoscaler's one write)."""
-        self._count("patch", "Deployment/scale")
+        self._writing("patch", "Deployment/scale", f"scaling {namespace}/{name} to {replicas}")
         self._call(
             f"scaling {namespace}/{name} to {replicas}",
             self.apps.patch_namespaced_deployment_scale,
@@ -335,7 +345,7 @@ class Kube:
 
     def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
         """Set annotations on one pod (pod-deletion-cost)."""
-        self._count("patch", "Pod")
+        self._writing("patch", "Pod", f"annotating pod {namespace}/{name}")
         self._call(
             f"annotating pod {namespace}/{name}",
             self.core.patch_namespaced_pod,
@@ -348,8 +358,12 @@ class Kube:
 
     def event(self, owner: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """Post a core/v1 Event about an LLMDeployment."""
-        self._count("create", "Event")
         meta = owner["metadata"]
+        try:
+            self._writing("create", "Event", f"posting event {reason}")
+        except KubeError as exc:
+            log.warning("event %s on %s/%s not posted: %s", reason, meta["namespace"], meta["name"], exc)
+            return
         now = dt.datetime.now(dt.UTC)
         body = client.CoreV1Event(
             metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=meta["namespace"]),

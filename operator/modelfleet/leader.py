@@ -7,13 +7,18 @@ objects (finalizers, progress annotations) from the standby. Starting kopf costs
 initial LIST, about a second.
 
 Timing (client-go's defaults scaled down; settings.py refuses retry < renew deadline < duration
-broken): duration 10 s, renew deadline 6 s, retry 2 s.
-- The leader renews every 2 s. When no renewal has succeeded for 6 s (API unreachable, a partition),
-  it exits the process at once (exit code 1, the kubelet restarts it as a standby): 4 s before anyone
-  else may take over, so two leaders never act at once, with margin for clock drift and a slow exit.
-- A standby takes the Lease when it has seen the same renewTime for 10 s on its own clock (no clock
-  sync needed between nodes): after a leader's death it leads within 10 s + one 2 s retry, plus kopf's
-  start, so inside the 15 s target. A leader that shuts down cleanly releases the Lease and the
+broken): duration 8 s, renew deadline 5 s, retry 2 s.
+- The leader renews every 2 s. When no renewal has succeeded for 5 s (API server restarting, a
+  partition), it stops writing at once: kube.py refuses every write while `leading()` is false, 3 s
+  before anyone else may take over, so two leaders never act at once. A renewal that succeeds later
+  proves nobody took the Lease meanwhile (it carries the resourceVersion we last wrote), and writing
+  resumes: an API server restart costs no process restart. Seeing another holder means the Lease is
+  lost: the process exits (code 1) and the kubelet restarts it as a standby.
+- A standby takes the Lease when it has seen the same renewTime for 8 s on its own clock (no clock
+  sync needed between nodes). It sees a renewal up to one retry (2.2 s with jitter) late and notices
+  the expiry up to one retry late, so after a leader's death it leads within 8 + 2.2 + 2.2 = 12.4 s,
+  plus about a second for kopf to start: inside the 15 s target. (10 s would give 14.4 s + start,
+  measured 16 s on a busy machine: too close.) A leader that shuts down cleanly releases the Lease and the
   standby takes over at its next retry (about 2 s).
 - Each Lease call has a 2 s connect and read timeout, so one hung call cannot outlast the deadline,
   and a watchdog thread enforces the deadline whatever the calls do.
@@ -103,6 +108,11 @@ class LeaderElector:
         self._seen_at = 0.0
         self._last_renew = 0.0
         self._stop = threading.Event()
+        self._leading = threading.Event()
+
+    def leading(self) -> bool:
+        """True while the last renewal is recent enough to act on (kube.py's write gate)."""
+        return self._leading.is_set()
 
     def try_once(self) -> bool:
         """One attempt to take or renew the Lease; True when we hold it now. Raises KubeError."""
@@ -152,6 +162,7 @@ class LeaderElector:
         while not self._stop.is_set():
             if self._attempt():
                 self._last_renew = self.clock()
+                self._leading.set()
                 IS_LEADER.set(1)
                 TRANSITIONS.inc()
                 log.info("leader election: %s leads (Lease %s/%s)", self.identity, self.namespace, self.name)
@@ -162,7 +173,8 @@ class LeaderElector:
             self._pause()
 
     def keep(self, on_lost: Callable[[str], None]) -> None:
-        """Renew in a daemon thread; a watchdog calls `on_lost` once no renewal succeeded within the deadline."""
+        """Renew in a daemon thread; a watchdog pauses writing once no renewal succeeded within the deadline,
+        a later renewal resumes it, and `on_lost` is called when another holder is seen."""
 
         def renew() -> None:
             while not self._stop.is_set():
@@ -171,16 +183,23 @@ class LeaderElector:
                     return
                 if self._attempt():
                     self._last_renew = self.clock()
+                    if not self._leading.is_set():
+                        log.warning("leader election: Lease renewed, still ours: writing again")
+                        self._leading.set()
+                        IS_LEADER.set(1)
                 elif self._seen and self._seen[0] not in ("", self.identity):
+                    self._leading.clear()
                     on_lost(f"{self._seen[0]} took the Lease")
                     return
 
         def watchdog() -> None:
             while not self._stop.wait(0.25):
                 late = self.clock() - self._last_renew
-                if late > self.renew_deadline:
-                    on_lost(f"no renewal for {late:.1f}s (deadline {self.renew_deadline}s)")
-                    return
+                if late > self.renew_deadline and self._leading.is_set():
+                    self._leading.clear()
+                    IS_LEADER.set(0)
+                    log.warning("leader election: no renewal for %.1fs (deadline %ss): every write paused "
+                                "until a renewal succeeds", late, self.renew_deadline)
 
         threading.Thread(target=renew, name="lease-renew", daemon=True).start()
         threading.Thread(target=watchdog, name="lease-watchdog", daemon=True).start()
@@ -188,6 +207,7 @@ class LeaderElector:
     def release(self) -> None:
         """On a clean shutdown: stop renewing and hand the Lease back, so a standby takes over at once."""
         self._stop.set()
+        self._leading.clear()
         LOOPS.unregister(LOOP)
         IS_LEADER.set(0)
         try:

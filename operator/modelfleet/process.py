@@ -48,6 +48,7 @@ def run_operator(settings: Settings) -> int:
             settings.lease_renew_deadline_seconds,
             retry,
         )
+        RUNTIME.may_write = elector.leading  # before anything builds RUNTIME.kube
         try:
             elector.acquire()
         except KeyboardInterrupt:

@@ -83,6 +83,20 @@ def desired_replicas(llm: api.LLMDeployment, existing: dict[str, Any] | None) ->
     return max(auto.min_replicas, min(auto.max_replicas, int(chosen)))
 
 
+def applied_replicas(llm: api.LLMDeployment, existing: dict[str, Any] | None, desired: int) -> int:
+    """The replica count the reconciler applies. Autoscaled with a Deployment in place: the Deployment's
+    own count, only clamped into [min, max]. The autoscaler owns that number (scale subresource); the
+    reconciler may hold a body older than the autoscaler's last decision, and re-applying its stale
+    desiredReplicas would undo a scale (a scale-down the stabilization window forbade)."""
+    if not llm.spec.autoscaling.enabled or existing is None:
+        return desired
+    auto = llm.spec.autoscaling
+    live = (existing.get("spec") or {}).get("replicas")
+    if live is None:
+        return desired
+    return max(auto.min_replicas, min(auto.max_replicas, int(live)))
+
+
 def _needs_pods(deployment: dict[str, Any] | None) -> bool:
     """Pods are only worth listing when some replica is not ready (to say why)."""
     if deployment is None:
@@ -196,7 +210,10 @@ def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None, c
     held = fit.verdict.fits is False
     deployment = existing["Deployment"]
     if not held:
-        children = render.render(llm, render.RenderChoices(replicas=replicas, max_model_len=fit.max_model_len))
+        choices = render.RenderChoices(
+            replicas=applied_replicas(llm, existing["Deployment"], replicas), max_model_len=fit.max_model_len
+        )
+        children = render.render(llm, choices)
         deployment = _apply_children(kube, cache, body, children, existing, result)
     for event in result.events:  # what was done is said even if the status write below fails
         kube.event(body, event.type, event.reason, event.message)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from modelfleet.kube import Kube
@@ -28,6 +29,7 @@ class Runtime:
         self.settings = Settings()
         self.registry = Registry()
         self._kube: Kube | None = None
+        self.may_write: Callable[[], bool] | None = None  # leader election's gate, set before kopf starts
         self._tasks: list[asyncio.Task[None]] = []
         self.informers: list[Informer] = []
         self._queue: WorkQueue | None = None
@@ -60,6 +62,7 @@ class Runtime:
                 timeout=(s.api_connect_timeout_seconds, s.api_read_timeout_seconds),
                 limiter=TokenBucket(s.api_qps, s.api_burst),
                 event_workers=2,
+                may_write=self.may_write,
             )
         return self._kube
 

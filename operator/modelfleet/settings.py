@@ -85,8 +85,8 @@ class Settings:
     lease_name: str = "modelfleet"
     lease_namespace: str = "default"
     identity: str = ""
-    lease_duration_seconds: int = 10
-    lease_renew_deadline_seconds: int = 6
+    lease_duration_seconds: int = 8
+    lease_renew_deadline_seconds: int = 5
     lease_retry_seconds: int = 2
 
     @classmethod
@@ -123,8 +123,8 @@ class Settings:
             lease_name=env.get("MODELFLEET_LEASE_NAME", "") or "modelfleet",
             lease_namespace=env.get("MODELFLEET_LEASE_NAMESPACE", "") or default_lease_namespace(env),
             identity=env.get("MODELFLEET_IDENTITY", "") or default_identity(env),
-            lease_duration_seconds=_int(env, "MODELFLEET_LEASE_DURATION_SECONDS", 10),
-            lease_renew_deadline_seconds=_int(env, "MODELFLEET_LEASE_RENEW_DEADLINE_SECONDS", 6),
+            lease_duration_seconds=_int(env, "MODELFLEET_LEASE_DURATION_SECONDS", 8),
+            lease_renew_deadline_seconds=_int(env, "MODELFLEET_LEASE_RENEW_DEADLINE_SECONDS", 5),
             lease_retry_seconds=_int(env, "MODELFLEET_LEASE_RETRY_SECONDS", 2),
         ).checked()
 

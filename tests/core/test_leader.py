@@ -125,3 +125,61 @@ def test_release_hands_the_lease_back() -> None:
     assert b.try_once() is False
     a.release()
     assert b.try_once() is True, "after a clean release the standby takes over at its next retry"
+
+
+class FlakyLeaseStore(FakeLeaseStore):
+    """The FAKE store with an API server that can be switched off (every call: no answer)."""
+
+    down = False
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if self.down:
+            raise KubeError("no answer from the API server", 0, True)
+        return super().get_lease(namespace, name)
+
+
+def _until(predicate: Any, timeout: float = 10) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_an_unreachable_api_pauses_writes_and_a_renewal_resumes_them() -> None:
+    store, clock = FlakyLeaseStore(), Clock()
+    lost: list[str] = []
+    a = LeaderElector(store, "ns", "lease", "a", 10, 6, 1, clock=clock)  # type: ignore[arg-type]
+    a.acquire()
+    a.keep(on_lost=lost.append)
+    try:
+        assert a.leading()
+        store.down = True
+        clock.t += 6.5  # past the renew deadline without a renewal
+        assert _until(lambda: not a.leading()), "writes must pause once the deadline passed"
+        store.down = False  # the API server is back; nobody took the Lease meanwhile
+        assert _until(a.leading), "a successful renewal must resume writing without a restart"
+        assert lost == []
+        # Now someone else holds it (e.g. we were partitioned for longer than the duration).
+        store.lease["spec"]["holderIdentity"] = "b"  # type: ignore[index]
+        store.rv += 1
+        assert _until(lambda: bool(lost)) and "b took the Lease" in lost[0]
+        assert not a.leading()
+    finally:
+        a.release()
+
+
+def test_the_write_gate_refuses_before_sending() -> None:
+    from kubernetes import client
+
+    from modelfleet.kube import Kube
+
+    configuration = client.Configuration()
+    configuration.host = "http://127.0.0.1:9"  # nothing there: a sent request would fail with status 0
+    kube = Kube(client.ApiClient(configuration), timeout=(1, 1), may_write=lambda: False)
+    with pytest.raises(KubeError) as info:
+        kube.scale("n", "m", 3)
+    assert info.value.status is None and info.value.retryable and "not sent" in str(info.value)

@@ -17,7 +17,7 @@ def test_local_defaults_elect_in_default_with_a_per_process_identity(
     s = Settings.from_env({})
     assert s.leader_election is True
     assert (s.lease_name, s.lease_duration_seconds, s.lease_renew_deadline_seconds, s.lease_retry_seconds) == (
-        "modelfleet", 10, 6, 2)
+        "modelfleet", 8, 5, 2)
     assert s.lease_namespace == "default"
     assert "-" in s.identity and s.identity != Settings.from_env({"POD_NAME": "p"}).identity
 
@@ -38,8 +38,8 @@ def test_in_a_pod_the_downward_api_names_namespace_and_identity() -> None:
 @pytest.mark.parametrize(
     ("env", "named"),
     [
-        ({"MODELFLEET_LEASE_RENEW_DEADLINE_SECONDS": "12"}, "renew deadline < duration"),
-        ({"MODELFLEET_LEASE_RETRY_SECONDS": "6"}, "retry < renew deadline"),
+        ({"MODELFLEET_LEASE_RENEW_DEADLINE_SECONDS": "9"}, "renew deadline < duration"),
+        ({"MODELFLEET_LEASE_RETRY_SECONDS": "5"}, "retry < renew deadline"),
         ({"MODELFLEET_API_READ_TIMEOUT_SECONDS": "0"}, "MODELFLEET_API_READ_TIMEOUT_SECONDS"),
         ({"MODELFLEET_LEADER_ELECTION": "maybe"}, "MODELFLEET_LEADER_ELECTION"),
     ],
