@@ -23,7 +23,7 @@ CHOICES = ("modelfleet", "hpa", "keda", "static", "oracle")
 #: Per-pod targets for waiting requests (HPA) and totals per replica (KEDA) tried on `waiting`.
 WAITING_TARGETS = (1.0, 2.0, 4.0, 8.0)
 #: waiting+running targets, as fractions of the batch a replica runs at full load for this trace.
-CONCURRENCY_FRACTIONS = (0.4, 0.55, 0.7, 0.85, 1.0)
+CONCURRENCY_FRACTIONS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1)
 
 
 def parse_compare(text: str) -> tuple[str, ...]:
