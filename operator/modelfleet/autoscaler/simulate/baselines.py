@@ -108,41 +108,59 @@ class HpaBehavior:
         return desired
 
 
-class Hpa:
-    """An HPA on a per-pod vLLM metric (prometheus-adapter ``Pods`` metric, AverageValue ``target``)."""
+class _HpaDriven:
+    """An HPA with the default behaviour around a replica calculator (``raw``), synced every 15 s."""
 
-    name = "hpa"
+    name = ""
 
     def __init__(self, metric: str, target: float, min_replicas: int, max_replicas: int,
                  period: float = HPA_SYNC_SECONDS) -> None:
         self.metric, self.target, self.period = metric, target, period
-        self.setting = f"{metric} avg {target:g}/pod"
+        self.setting = self.describe()
         self.behavior = HpaBehavior(min_replicas, max_replicas)
 
+    def describe(self) -> str:
+        """The setting as a row shows it."""
+        raise NotImplementedError
+
+    def raw(self, view: FleetView) -> int:
+        """The replica calculator's recommendation."""
+        raise NotImplementedError
+
     def desired(self, view: FleetView) -> int:
-        """One HPA sync."""
+        """One HPA sync: the calculator, then the behaviour."""
+        return self.behavior.apply(self.raw(view), view.replicas, view.now)
+
+
+class Hpa(_HpaDriven):
+    """An HPA on a per-pod vLLM metric (prometheus-adapter ``Pods`` metric, AverageValue ``target``)."""
+
+    name = "hpa"
+
+    def describe(self) -> str:
+        """E.g. ``waiting+running avg 16/pod``."""
+        return f"{self.metric} avg {self.target:g}/pod"
+
+    def raw(self, view: FleetView) -> int:
+        """Pods metric: average over the pods that report; starting pods have no metrics."""
         values = [_value(self.metric, s.waiting, s.running) for s in view.samples]
         missing = max(0, view.replicas - len(values))
-        raw = pods_metric_replicas(values, missing, view.replicas, self.target)
-        return self.behavior.apply(raw, view.replicas, view.now)
+        return pods_metric_replicas(values, missing, view.replicas, self.target)
 
 
-class Keda:
+class Keda(_HpaDriven):
     """KEDA's Prometheus scaler: a summed query and a threshold, handed to the HPA as an AverageValue."""
 
     name = "keda"
 
-    def __init__(self, metric: str, threshold: float, min_replicas: int, max_replicas: int,
-                 period: float = HPA_SYNC_SECONDS) -> None:
-        self.metric, self.threshold, self.period = metric, threshold, period
-        self.setting = f"sum({metric}) threshold {threshold:g}"
-        self.behavior = HpaBehavior(min_replicas, max_replicas)
+    def describe(self) -> str:
+        """E.g. ``sum(waiting+running) threshold 16``."""
+        return f"sum({self.metric}) threshold {self.target:g}"
 
-    def desired(self, view: FleetView) -> int:
-        """One HPA sync on KEDA's external metric."""
+    def raw(self, view: FleetView) -> int:
+        """External metric: the query's total against the threshold per current replica."""
         total = sum(_value(self.metric, s.waiting, s.running) for s in view.samples)
-        raw = external_average_replicas(total, view.replicas, self.threshold)
-        return self.behavior.apply(raw, view.replicas, view.now)
+        return external_average_replicas(total, view.replicas, self.target)
 
 
 class Static:
