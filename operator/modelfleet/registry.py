@@ -52,6 +52,15 @@ def _owner(obj: dict[str, Any]) -> str | None:
     return str(owner) if owner else None
 
 
+def slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without metadata.managedFields, which nothing here reads and which is often the larger
+    part of a Deployment or pod; a shallow copy, so the caller's (kopf's) dict is left as it was."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 def item_key(kind: str, obj: dict[str, Any]) -> ItemKey | None:
     """Where an object lives in the registry; None for objects that are not ours."""
     meta = obj.get("metadata") or {}
@@ -93,7 +102,7 @@ class Registry:
 
     def _observe(self, kind: str, event: Any) -> tuple[ItemKey | None, dict[str, Any] | None]:
         """Apply one watch event; returns (key, the object as it was before)."""
-        obj = dict(event.get("object") or {})
+        obj = slim(dict(event.get("object") or {}))
         key = item_key(kind, obj)
         if key is None:
             return None, None
@@ -152,7 +161,7 @@ class Registry:
         for kind, obj in listed:
             key = item_key(kind, obj)
             if key is not None:
-                fresh[key] = obj
+                fresh[key] = slim(obj)
         removed: list[Key] = []
         with self._lock:
             seq = self._next()

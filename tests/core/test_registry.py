@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from modelfleet import api
-from modelfleet.registry import DEPLOYMENT, LLM, POD, SERVICE, Registry, namespace_matcher, older
+from modelfleet.registry import DEPLOYMENT, LLM, POD, SERVICE, Registry, namespace_matcher, older, slim
 
 
 def llm(name: str, ns: str = "n", rv: str = "1") -> dict[str, Any]:
@@ -147,3 +147,17 @@ def test_cache_reads_are_per_owner() -> None:
 )
 def test_namespace_matcher(patterns: tuple[str, ...], namespace: str, watched: bool) -> None:
     assert namespace_matcher(patterns)(namespace) is watched
+
+
+def test_cached_objects_drop_managed_fields_without_touching_the_callers_dict() -> None:
+    reg = Registry()
+    body = pod("p", "a")
+    body["metadata"]["managedFields"] = [{"manager": "kube-controller-manager", "fieldsV1": {"f:status": {}}}]
+    reg.observe_pod(ev("ADDED", body))
+    listed = pod("a", "a")
+    listed["metadata"]["managedFields"] = body["metadata"]["managedFields"]
+    reg.replace_from_list(reg.mark(), [(DEPLOYMENT, listed)], kinds=[DEPLOYMENT])
+    assert "managedFields" not in (reg.get_child("Deployment", "n", "a") or {})["metadata"]
+    assert "managedFields" not in reg.list_pods("n", "a")[0]["metadata"]
+    assert "managedFields" in body["metadata"], "the watch's own object must stay as it came"
+    assert slim({"metadata": {"name": "x"}}) == {"metadata": {"name": "x"}}
