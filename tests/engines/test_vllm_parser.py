@@ -203,10 +203,55 @@ def lines_for(version: str) -> list[Line]:
     return [line for line in all_lines() if line.version == version]
 
 
+# A value per owned destination for the option-spelling probes, and what the parser makes of it.
+PROBE_VALUES: dict[str, tuple[str, Any]] = {
+    "tensor_parallel_size": ("2", 2),
+    "max_model_len": ("4096", 4096),
+    "gpu_memory_utilization": ("0.5", 0.5),
+    "max_num_seqs": ("3", 3),
+    "quantization": ("awq", "awq"),
+    "kv_cache_dtype": ("fp8", "fp8"),
+    "served_model_name": ("probe-name", ["probe-name"]),
+    "host": ("10.0.0.1", "10.0.0.1"),
+    "port": ("1234", 1234),
+    "model": ("probe/other", "probe/other"),
+    "api_key": ("probe-key", ["probe-key"]),
+}
+
+
+def probe_tokens(version: str) -> list[str]:
+    """Spellings of owned options as a user might write them in engine.args: exact, with `_`,
+    shortened to prefixes (some unambiguous, some not), `--no-` forms, and unknown ones."""
+    tokens: list[str] = ["--max", "--enable-prefix", "--no-enable-prefix", "--max-num-s", "--tensor-parallel-sizes"]
+    for name in sorted(vllm.owned_flags(version)):
+        if not name.startswith("--"):
+            tokens.append(name)
+            continue
+        tokens += [name, "--" + name[2:].replace("-", "_"), name[:-1], name[: len(name) // 2 + 2]]
+    return list(dict.fromkeys(tokens))
+
+
+def probe_argv(version: str, token: str) -> list[str]:
+    """`vllm serve probe/model TOKEN[=VALUE]` with a value when the token selects a valued option."""
+    option = vllm.flag_table(version).resolve(token)
+    if option is not None and option.dest == "model":
+        # 0.32 refuses a positional model next to --model; the flag alone names it.
+        return [f"{token}={PROBE_VALUES['model'][0]}"]
+    if option is not None and option.takes_value:
+        return ["probe/model", f"{token}={PROBE_VALUES[option.dest][0]}"]
+    return ["probe/model", token]
+
+
+def request(version: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Everything one judge subprocess is asked for a release: command lines, then probes."""
+    lines = [(line.ident, tuple(line.argv)) for line in lines_for(version)]
+    probes = [(f"probe:{token}", tuple(probe_argv(version, token))) for token in probe_tokens(version)]
+    return tuple(lines + probes)
+
+
 def verdicts(version: str) -> dict[str, dict[str, Any]]:
     """vLLM's verdict per line id (one subprocess per release per run)."""
-    lines = tuple((line.ident, tuple(line.argv)) for line in lines_for(version))
-    return {r["id"]: r for r in judge(version, lines)["results"]}
+    return {r["id"]: r for r in judge(version, request(version))["results"]}
 
 
 def owned_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -246,10 +291,39 @@ def test_secrets_never_on_the_command_line(version: str) -> None:
 
 @pytest.mark.parametrize("version", vllm.SUPPORTED_VERSIONS)
 def test_checked_in_table_matches_the_installed_vllm(version: str) -> None:
-    lines = tuple((line.ident, tuple(line.argv)) for line in lines_for(version))
-    generated = judge(version, lines)["table_text"]
+    generated = judge(version, request(version))["table_text"]
     committed = (ROOT / "operator" / "modelfleet" / "engines" / "vllm" / "data" / f"vllm-{version}.json").read_text()
     assert generated == committed, (
         f"engines/vllm/data/vllm-{version}.json differs from what vllm {version} defines: "
         f"run `make vllm-table VERSION={version}`"
     )
+
+
+@pytest.mark.parametrize("version", vllm.SUPPORTED_VERSIONS)
+def test_flag_table_lookups_agree_with_vllms_parser(version: str) -> None:
+    """FlagTable.resolve (what engine.args checks use) against vLLM's own parser: an option the
+    table resolves is accepted and sets that destination; one it does not is refused."""
+    table = vllm.flag_table(version)
+    got = verdicts(version)
+    tokens = probe_tokens(version)
+    wrong = []
+    for token in tokens:
+        verdict = got[f"probe:{token}"]
+        option = table.resolve(token)
+        if option is None:
+            if verdict["ok"]:
+                wrong.append(f"{token}: the table finds no single option, vLLM accepts it")
+            continue
+        if not verdict["ok"]:
+            wrong.append(f"{token}: the table says {option.dest}, vLLM refuses: {verdict['error']}")
+            continue
+        value = owned_values(verdict["values"]).get(option.dest)
+        if option.boolean:
+            want: Any = not table.sets_false(token)
+        else:
+            want = PROBE_VALUES[option.dest][1]
+        if value != want:
+            wrong.append(f"{token}: vLLM set {option.dest}={value!r}, expected {want!r}")
+    print(f"vLLM {version}: {len(tokens)} option spellings checked against the flag table")
+    assert len(tokens) >= 40
+    assert not wrong, "\n".join(wrong)
