@@ -34,6 +34,9 @@ RELEASES_WITH_AUTO = {"0.32.0"}
 # Passthrough flags users commonly add; each must exist in every supported release.
 PASSTHROUGH_POOL = ["--enforce-eager", "--disable-log-stats", "--max-num-batched-tokens=8192", "--seed=7",
                     "--trust-remote-code", "--enable-chunked-prefill", "--block-size=16"]
+# Passthrough that some or all releases refuse (gone in 0.12, ambiguous, missing its value): modelfleet
+# must refuse a spec with them exactly when vLLM's parser would.
+BAD_PASSTHROUGH = ["--disable-log-requests", "--swap-space=4", "--max", "--seed"]
 
 
 def body(name: str, spec: dict[str, Any], namespace: str = "default") -> dict[str, Any]:
@@ -75,23 +78,29 @@ def expected(doc: dict[str, Any], version: str, planned: int | None) -> dict[str
 
 
 class Line:
-    """One rendered command line and what vLLM must make of it."""
+    """One rendered command line and what vLLM must make of it (`refused`: modelfleet's reason to
+    refuse its engine.args, which vLLM's parser must then refuse too)."""
 
-    def __init__(self, ident: str, version: str, argv: list[str], want: dict[str, Any], env: list[dict[str, Any]]):
+    def __init__(self, ident: str, version: str, argv: list[str], want: dict[str, Any], env: list[dict[str, Any]],
+                 refused: str | None = None):
         self.ident, self.version, self.argv, self.want, self.env = ident, version, argv, want, env
+        self.refused = refused
 
 
 def rendered(ident: str, doc: dict[str, Any], planned: int | None) -> Line | None:
-    """Render one spec as the operator would; None when the engine release refuses it."""
+    """Render one spec as the operator would; None when the release refuses it for other than engine.args."""
     llm = api.LLMDeployment.model_validate(doc)
-    if engines.spec_problems(llm.spec):
+    problems = engines.spec_problems(llm.spec)
+    if any(not p.field.startswith("engine.args") for p in problems):
         return None
     version = engines.engine_for(llm.spec.engine).version
     dep = render.deployment(llm, render.RenderChoices(replicas=1, max_model_len=planned))
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["vllm", "serve"], ident
     assert container["image"] == (llm.spec.engine.image or f"vllm/vllm-openai:v{version}"), ident
-    return Line(f"{ident}@{version}", version, container["args"], expected(doc, version, planned), container["env"])
+    refused = "; ".join(map(str, problems)) or None
+    return Line(f"{ident}@{version}", version, container["args"], expected(doc, version, planned), container["env"],
+                refused)
 
 
 def for_each_version(ident: str, doc: dict[str, Any], planned: int | None) -> list[Line]:
@@ -119,6 +128,7 @@ def example_lines() -> list[Line]:
             if fit.verdict.fits is False:
                 continue  # not rolled out (too-big.yaml): nothing is rendered
             lines += for_each_version(f"examples/{path.name}:{doc['metadata']['name']}", doc, fit.max_model_len)
+    assert not [line.ident for line in lines if line.refused], "an example is refused by its vLLM release"
     return lines
 
 
@@ -129,7 +139,9 @@ def case_lines() -> list[Line]:
     lines = for_each_version("invalid-cases-base", body("base", invalid["base"]), 4096)
     for case in valid["cases"]:
         doc = body(case.get("name", "case"), merge(valid["base"], case["spec"]))
-        lines += for_each_version(f"valid:{case['id']}", doc, 8192)
+        rendered_case = for_each_version(f"valid:{case['id']}", doc, 8192)
+        assert rendered_case and not any(line.refused for line in rendered_case), f"valid case {case['id']} refused"
+        lines += rendered_case
     return lines
 
 
@@ -157,7 +169,7 @@ def specs(draw: st.DrawFn) -> tuple[dict[str, Any], int | None]:
         "maxNumSeqs": draw(st.integers(1, 65536)),
         "kvCacheDtype": draw(st.sampled_from([k.value for k in api.KVCacheDtype])),
         "enablePrefixCaching": draw(st.booleans()),
-        "args": draw(st.lists(st.sampled_from(PASSTHROUGH_POOL), unique=True, max_size=3)),
+        "args": draw(st.lists(st.sampled_from(PASSTHROUGH_POOL + BAD_PASSTHROUGH), unique=True, max_size=3)),
     }
     if draw(st.booleans()):
         engine["maxModelLen"] = draw(st.integers(16, 10_000_000))
@@ -267,8 +279,14 @@ def test_every_rendered_command_line_parses_as_intended(version: str) -> None:
     assert len(lines) >= 100, f"only {len(lines)} command lines for vLLM {version}"
     got = verdicts(version)
     wrong = []
+    refused = 0
     for line in lines:
         verdict = got[line.ident]
+        if line.refused:
+            refused += 1
+            if verdict["ok"]:
+                wrong.append(f"{line.ident}: modelfleet refuses ({line.refused}) but vLLM {version} accepts it")
+            continue
         if not verdict["ok"]:
             wrong.append(f"{line.ident}: vLLM {version} refused `vllm serve {' '.join(line.argv)}`: {verdict['error']}")
             continue
@@ -276,7 +294,9 @@ def test_every_rendered_command_line_parses_as_intended(version: str) -> None:
         diffs = {k: (values[k], want) for k, want in line.want.items() if values[k] != want}
         if diffs:
             wrong.append(f"{line.ident}: `vllm serve {' '.join(line.argv)}` parsed as (got, want) {diffs}")
-    print(f"vLLM {version}: {len(lines)} command lines parsed by vLLM's own parser, {len(wrong)} wrong")
+    print(f"vLLM {version}: {len(lines)} command lines parsed by vLLM's own parser ({refused} refused by "
+          f"modelfleet for their engine.args), {len(wrong)} wrong")
+    assert refused >= 5, "too few refused lines to compare modelfleet's refusals with vLLM's"
     assert not wrong, f"{len(wrong)} of {len(lines)} command lines wrong:\n" + "\n".join(wrong[:20])
 
 
