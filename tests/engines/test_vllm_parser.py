@@ -273,6 +273,15 @@ def owned_values(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def disagreement(our_refusal: str | None, verdict: dict[str, Any], what: str) -> str | None:
+    """What to complain about when modelfleet and vLLM's parser disagree on refusing `what`."""
+    if our_refusal and verdict["ok"]:
+        return f"{what}: modelfleet refuses ({our_refusal}) but vLLM accepts it"
+    if not our_refusal and not verdict["ok"]:
+        return f"{what}: vLLM refuses it: {verdict['error']}"
+    return None
+
+
 @pytest.mark.parametrize("version", vllm.SUPPORTED_VERSIONS)
 def test_every_rendered_command_line_parses_as_intended(version: str) -> None:
     lines = lines_for(version)
@@ -282,13 +291,10 @@ def test_every_rendered_command_line_parses_as_intended(version: str) -> None:
     refused = 0
     for line in lines:
         verdict = got[line.ident]
-        if line.refused:
-            refused += 1
-            if verdict["ok"]:
-                wrong.append(f"{line.ident}: modelfleet refuses ({line.refused}) but vLLM {version} accepts it")
-            continue
-        if not verdict["ok"]:
-            wrong.append(f"{line.ident}: vLLM {version} refused `vllm serve {' '.join(line.argv)}`: {verdict['error']}")
+        refused += bool(line.refused)
+        complaint = disagreement(line.refused, verdict, f"{line.ident} `vllm serve {' '.join(line.argv)}`")
+        if complaint or line.refused:
+            wrong += [complaint] if complaint else []
             continue
         values = owned_values(verdict["values"])
         diffs = {k: (values[k], want) for k, want in line.want.items() if values[k] != want}
@@ -330,12 +336,9 @@ def test_flag_table_lookups_agree_with_vllms_parser(version: str) -> None:
     for token in tokens:
         verdict = got[f"probe:{token}"]
         option = table.resolve(token)
-        if option is None:
-            if verdict["ok"]:
-                wrong.append(f"{token}: the table finds no single option, vLLM accepts it")
-            continue
-        if not verdict["ok"]:
-            wrong.append(f"{token}: the table says {option.dest}, vLLM refuses: {verdict['error']}")
+        complaint = disagreement(None if option else "the table finds no single option", verdict, token)
+        if complaint or option is None:
+            wrong += [complaint] if complaint else []
             continue
         value = owned_values(verdict["values"]).get(option.dest)
         if option.boolean:
