@@ -29,7 +29,9 @@ vllm-venv: ## build the cached virtualenvs with each supported vllm (~8 GB each;
 
 vllm-table: ## regenerate the flag/metric table of one vLLM release: make vllm-table VERSION=x.y.z
 	@test -n "$(VERSION)" || { echo "usage: make vllm-table VERSION=x.y.z" >&2; exit 2; }
-	@dir=$$(scripts/vllm_venv.sh $(VERSION)) && $$dir/bin/python scripts/vllm_table.py --write $(VLLM_DATA)
+	@dir=$$(scripts/vllm_venv.sh $(VERSION)) && $$dir/bin/python scripts/vllm_table.py --write $(VLLM_DATA) && \
+	  { test -f scripts/vllm_constraints/$(VERSION).txt || \
+	    $$dir/bin/python -m pip freeze --disable-pip-version-check > scripts/vllm_constraints/$(VERSION).txt; }
 
 tools: ## build and cache Kubernetes, etcd, KWOK and Helm (first run ~5 min), install Prometheus
 	e2e/cluster build
