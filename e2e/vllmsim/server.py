@@ -8,7 +8,13 @@ Each completion request occupies one of ``--max-num-seqs`` slots for
 exactly what ``vllm:num_requests_waiting`` counts in vLLM. ``/metrics`` uses vLLM's metric names
 and labels (``model_name``, and ``engine`` as vLLM V1 adds it); ``--old-metric-names`` emits
 ``vllm:gpu_cache_usage_perc`` instead of ``vllm:kv_cache_usage_perc`` (vLLM < 0.10).
-KV-cache usage is simulated as running / max-num-seqs. With ``--api-key``, ``/v1`` needs
+KV-cache usage is simulated as running / max-num-seqs. The latency histograms
+(``vllm:time_to_first_token_seconds``, ``vllm:inter_token_latency_seconds``,
+``vllm:e2e_request_latency_seconds``) use vLLM 0.32.0's default buckets: the first token comes
+``ttft + 1 / tokens_per_second`` after a slot is free (queue wait included, as in vLLM), each later
+token ``1 / tokens_per_second`` after the previous one. ``vllm:num_preemptions_total`` stays 0 (the
+simulator never runs out of KV cache), and ``vllm:request_success_total`` has every
+``finished_reason`` vLLM pre-creates (requests end at max_tokens: ``length``). With ``--api-key``, ``/v1`` needs
 ``Authorization: Bearer KEY``; ``/health`` and ``/metrics`` never do (probes and Prometheus).
 
 Why not llm-d-inference-sim: it is a Go module the module proxy here refuses (403).
@@ -27,6 +33,58 @@ from typing import Any
 
 from aiohttp import web
 
+# vLLM 0.32.0's default buckets (vllm/v1/metrics/buckets.py).
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+                40.0, 80.0, 160.0, 640.0, 2560.0)
+ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0,
+               80.0)
+REQUEST_LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
+                           240.0, 480.0, 960.0, 1920.0, 7680.0)
+FINISH_REASONS = ("stop", "length", "abort", "error", "repetition")  # vLLM's FinishReason strings
+
+
+@dataclass
+class Histogram:
+    """A Prometheus histogram: cumulative bucket counts, count and sum."""
+
+    name: str
+    help: str
+    buckets: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    count: int = 0
+    total: float = 0.0
+
+    def observe(self, value: float, times: int = 1) -> None:
+        """Record ``value`` ``times`` times."""
+        if not self.counts:
+            self.counts = [0] * len(self.buckets)
+        for i, upper in enumerate(self.buckets):
+            if value <= upper:
+                self.counts[i] += times
+        self.count += times
+        self.total += value * times
+
+    def lines(self, lbl: str) -> list[str]:
+        """The exposition lines, buckets in order and +Inf last, as prometheus_client writes them."""
+        counts = self.counts or [0] * len(self.buckets)
+        out = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
+        out += [f'{self.name}_bucket{{{lbl},le="{upper}"}} {float(c)}' for upper, c in zip(self.buckets, counts,
+                                                                                            strict=True)]
+        out += [f'{self.name}_bucket{{{lbl},le="+Inf"}} {float(self.count)}',
+                f"{self.name}_count{{{lbl}}} {float(self.count)}", f"{self.name}_sum{{{lbl}}} {self.total}"]
+        return out
+
+
+def _latency_histograms() -> dict[str, Histogram]:
+    return {
+        "ttft": Histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
+                          TTFT_BUCKETS),
+        "itl": Histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
+                         ITL_BUCKETS),
+        "e2e": Histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.",
+                         REQUEST_LATENCY_BUCKETS),
+    }
+
 
 @dataclass
 class Engine:
@@ -42,9 +100,12 @@ class Engine:
     success: int = 0
     prompt_tokens: int = 0
     generation_tokens: int = 0
+    preemptions: int = 0
+    latency: dict[str, Histogram] = field(default_factory=_latency_histograms)
 
     async def run(self, max_tokens: int) -> None:
         """Wait for a slot (FIFO), hold it for the simulated duration, release it."""
+        arrived = time.monotonic()
         if self.running >= self.max_num_seqs or self.queue:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self.queue.append(fut)
@@ -59,9 +120,15 @@ class Engine:
         else:
             self.running += 1
         try:
-            await asyncio.sleep(self.ttft + max_tokens / self.tokens_per_second)
+            step = 1.0 / self.tokens_per_second
+            wait = time.monotonic() - arrived
+            await asyncio.sleep(self.ttft + max_tokens * step)
             self.success += 1
             self.generation_tokens += max_tokens
+            self.latency["ttft"].observe(wait + self.ttft + step)
+            if max_tokens > 1:
+                self.latency["itl"].observe(step, max_tokens - 1)
+            self.latency["e2e"].observe(time.monotonic() - arrived)
         finally:
             self._release()
 
@@ -89,9 +156,13 @@ class Engine:
             f"# HELP {kv_name} KV-cache usage. 1 means 100 percent usage.",
             f"# TYPE {kv_name} gauge",
             f"{kv_name}{{{lbl}}} {kv}",
+            "# HELP vllm:num_preemptions_total Cumulative number of preemption from the engine.",
+            "# TYPE vllm:num_preemptions_total counter",
+            f"vllm:num_preemptions_total{{{lbl}}} {float(self.preemptions)}",
             "# HELP vllm:request_success_total Count of successfully processed requests.",
             "# TYPE vllm:request_success_total counter",
-            f'vllm:request_success_total{{{lbl},finished_reason="length"}} {float(self.success)}',
+            *(f'vllm:request_success_total{{{lbl},finished_reason="{reason}"}} '
+              f'{float(self.success if reason == "length" else 0)}' for reason in FINISH_REASONS),
             "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
             "# TYPE vllm:prompt_tokens_total counter",
             f"vllm:prompt_tokens_total{{{lbl}}} {float(self.prompt_tokens)}",
@@ -99,6 +170,8 @@ class Engine:
             "# TYPE vllm:generation_tokens_total counter",
             f"vllm:generation_tokens_total{{{lbl}}} {float(self.generation_tokens)}",
         ]
+        for hist in self.latency.values():
+            lines += hist.lines(lbl)
         return "\n".join(lines) + "\n"
 
 

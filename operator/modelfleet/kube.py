@@ -100,6 +100,18 @@ class Kube:
             raise _wrap(exc, f"reading {api.KIND} {namespace}/{name}") from exc
         return dict(obj)
 
+    def list_llms(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every LLMDeployment in `namespace` (None: all namespaces), for `modelfleet status`."""
+        self._count("list", api.KIND)
+        try:
+            if namespace:
+                found: Any = self.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL)
+            else:
+                found = self.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)
+        except ApiException as exc:
+            raise _wrap(exc, f"listing {api.KIND}s in {namespace or 'all namespaces'}") from exc
+        return list(found.get("items", []))
+
     # -- writes --------------------------------------------------------------------------------
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply of a Deployment or Service (create or update), forcing our fields."""

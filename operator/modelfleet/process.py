@@ -30,6 +30,9 @@ def run_operator(settings: Settings) -> int:
     except Exception as exc:
         print(f"modelfleet run: no cluster to talk to ({exc}); set KUBECONFIG or run in a pod", file=sys.stderr)
         return 1
+    from modelfleet.monitoring.fleet import register
+
+    register(lambda: [view.llm for view in RUNTIME.registry.snapshot()])
     start_http_server(settings.metrics_port)
     namespaces = list(settings.namespaces)
     asyncio.run(

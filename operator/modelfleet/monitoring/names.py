@@ -1,0 +1,73 @@
+"""Every metric and label name the dashboard, the alert rules and `modelfleet status` read, in one place.
+
+vLLM names are those of vLLM 0.32.0 (``vllm/v1/metrics/loggers.py``); each one below is also
+exported by 0.11.0, the oldest release the operator renders, so one query serves every supported
+version. Counters carry prometheus_client's ``_total`` suffix as scraped. All vLLM series carry
+``model_name`` and ``engine``; the chart's PodMonitor (and the e2e file-SD targets) add
+``namespace``, ``modelfleet_io_deployment`` and ``pod``.
+"""
+
+from __future__ import annotations
+
+# -- vLLM (per pod) ----------------------------------------------------------------------------
+VLLM_RUNNING = "vllm:num_requests_running"
+VLLM_WAITING = "vllm:num_requests_waiting"
+VLLM_KV_USAGE = "vllm:kv_cache_usage_perc"  # a fraction, 1 = every KV block in use
+VLLM_PREEMPTIONS = "vllm:num_preemptions_total"
+VLLM_PROMPT_TOKENS = "vllm:prompt_tokens_total"
+VLLM_GENERATION_TOKENS = "vllm:generation_tokens_total"
+VLLM_REQUEST_SUCCESS = "vllm:request_success_total"  # label finished_reason: stop|length|abort|error|repetition
+VLLM_TTFT = "vllm:time_to_first_token_seconds"  # histogram
+VLLM_ITL = "vllm:inter_token_latency_seconds"  # histogram (vLLM < 0.11: vllm:time_per_output_token_seconds)
+VLLM_E2E = "vllm:e2e_request_latency_seconds"  # histogram
+
+VLLM_METRICS = (VLLM_RUNNING, VLLM_WAITING, VLLM_KV_USAGE, VLLM_PREEMPTIONS, VLLM_PROMPT_TOKENS,
+                VLLM_GENERATION_TOKENS, VLLM_REQUEST_SUCCESS, VLLM_TTFT, VLLM_ITL, VLLM_E2E)
+
+# -- the operator's /metrics -------------------------------------------------------------------
+# Per LLMDeployment (labels namespace, name): monitoring/fleet.py, from spec and status.
+LLM_INFO = "modelfleet_llm_info"
+LLM_REPLICAS = "modelfleet_llm_replicas"
+LLM_READY_REPLICAS = "modelfleet_llm_ready_replicas"
+LLM_DESIRED_REPLICAS = "modelfleet_llm_desired_replicas"
+LLM_MIN_REPLICAS = "modelfleet_llm_autoscaling_min_replicas"
+LLM_MAX_REPLICAS = "modelfleet_llm_autoscaling_max_replicas"
+LLM_TARGET_QUEUE = "modelfleet_llm_autoscaling_target_queue_depth"
+LLM_MAX_NUM_SEQS = "modelfleet_llm_max_num_seqs"
+LLM_PLANNED_SEQS = "modelfleet_llm_capacity_max_concurrent_sequences"
+LLM_KV_TOKENS = "modelfleet_llm_capacity_kv_cache_tokens"
+LLM_CONDITION = "modelfleet_llm_condition"
+# The autoscaler (autoscaler/loop.py) and the reconciler (sync.py, kube.py).
+AUTOSCALER_DESIRED = "modelfleet_autoscaler_desired_replicas"
+AUTOSCALER_QUEUE = "modelfleet_autoscaler_queue_depth"
+AUTOSCALER_AVAILABLE = "modelfleet_autoscaler_metrics_available"
+AUTOSCALER_SCALES = "modelfleet_autoscaler_scale_events_total"  # label direction: up|down
+AUTOSCALER_CYCLE = "modelfleet_autoscaler_cycle_seconds"  # histogram
+AUTOSCALER_FETCH = "modelfleet_autoscaler_metrics_fetch_seconds"  # histogram: the Prometheus query
+AUTOSCALER_FETCH_ERRORS = "modelfleet_autoscaler_metrics_errors_total"
+RESYNC_ROUNDS = "modelfleet_resync_rounds_total"
+RECONCILES = "modelfleet_reconciles_total"  # label outcome: changed|unchanged|error
+KUBE_REQUESTS = "modelfleet_kube_requests_total"  # labels verb, resource
+
+OPERATOR_METRICS = (LLM_INFO, LLM_REPLICAS, LLM_READY_REPLICAS, LLM_DESIRED_REPLICAS, LLM_MIN_REPLICAS,
+                    LLM_MAX_REPLICAS, LLM_TARGET_QUEUE, LLM_MAX_NUM_SEQS, LLM_PLANNED_SEQS, LLM_KV_TOKENS,
+                    LLM_CONDITION, AUTOSCALER_DESIRED, AUTOSCALER_QUEUE, AUTOSCALER_AVAILABLE, AUTOSCALER_SCALES,
+                    AUTOSCALER_CYCLE, AUTOSCALER_FETCH, RESYNC_ROUNDS, RECONCILES, KUBE_REQUESTS)
+
+# -- kube-state-metrics (v2) -------------------------------------------------------------------
+# kube_pod_labels carries the pod label modelfleet.io/deployment only when kube-state-metrics runs with
+# --metric-labels-allowlist=pods=[modelfleet.io/deployment] (kube-prometheus-stack:
+# kube-state-metrics.metricLabelsAllowlist).
+KSM_POD_LABELS = "kube_pod_labels"
+KSM_RESTARTS = "kube_pod_container_status_restarts_total"
+KSM_LAST_TERMINATED = "kube_pod_container_status_last_terminated_reason"  # label reason, e.g. OOMKilled
+
+KSM_METRICS = (KSM_POD_LABELS, KSM_RESTARTS, KSM_LAST_TERMINATED)
+
+# -- labels ------------------------------------------------------------------------------------
+NAMESPACE = "namespace"
+LLM = "name"  # the LLMDeployment's name on the operator's series
+POD_LLM = "modelfleet_io_deployment"  # the same on vLLM series (relabelled pod label)
+KSM_POD_LLM = "label_modelfleet_io_deployment"  # the same on kube_pod_labels
+#: The job label of the operator's scrape target (the chart's PodMonitor sets it).
+OPERATOR_JOB = "modelfleet-operator"
