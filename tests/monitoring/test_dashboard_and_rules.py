@@ -71,7 +71,8 @@ def test_latency_panels_have_p50_p95_p99() -> None:
 
 def test_scale_decisions_are_annotations() -> None:
     (ann,) = dashboard()["annotations"]["list"]
-    assert "modelfleet_autoscaler_scale_events_total" in ann["expr"] and ann["titleFormat"] == "scale {{direction}}"
+    assert ann["expr"].startswith("changes(modelfleet_autoscaler_desired_replicas{")
+    assert ann["titleFormat"] == "desired replicas changed" and ann["textFormat"] == "{{namespace}}/{{name}}"
 
 
 def test_every_vllm_metric_in_a_query_is_one_of_the_known_names() -> None:

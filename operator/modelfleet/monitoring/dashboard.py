@@ -71,7 +71,7 @@ def build(scope: Scope | None = None) -> dict[str, Any]:
         for p in row.panels:
             board = board.with_panel(_panel(p))
     doc: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
-    # The SDK's AnnotationQuery has no fields for a Prometheus annotation's text and step; Grafana reads these.
+    # The SDK's AnnotationQuery has no fields for a Prometheus annotation's title, text and step; Grafana reads these.
     doc["annotations"]["list"][-1].update({"titleFormat": ann.legend, "textFormat": "{{namespace}}/{{name}}",
                                            "step": "30s", "useValueForTime": False})
     return doc

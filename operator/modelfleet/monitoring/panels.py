@@ -216,10 +216,12 @@ def layout(s: Scope | None = None) -> tuple[Row, ...]:
 
 
 def scale_annotation(s: Scope | None = None) -> Query:
-    """Scale operations of the selected LLMDeployment, as annotation events."""
+    """Changes of the autoscaler's desired replicas for the selected LLMDeployment, as annotation events.
+
+    The desired-replicas gauge, not the scale counter: a labelled counter appears at 1 on its first scale,
+    and Prometheus' increase() does not count a series' first sample, so the first scale would not show."""
     s = s or Scope()
-    return Query(f"sum by ({n.NAMESPACE}, {n.LLM}, direction) (increase({n.AUTOSCALER_SCALES}{s.llm()}[1m])) > 0",
-                 "scale {{direction}}", "operator")
+    return Query(f"changes({n.AUTOSCALER_DESIRED}{s.llm()}[1m]) > 0", "desired replicas changed", "operator")
 
 
 def all_queries(s: Scope | None = None) -> list[tuple[str, Query]]:
