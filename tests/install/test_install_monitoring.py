@@ -63,6 +63,8 @@ def test_thresholds_come_from_values() -> None:
 
 @pytest.mark.parametrize(("values", "key"), [
     (["--set", "monitoring.rules.kvCacheUsage=2"], "kvCacheUsage"),
+    (["--set", "monitoring.rules.kvCacheUsage=1.5"], "kvCacheUsage"),
+    (["--set", "monitoring.rules.ttftP95Seconds=fast"], "ttftP95Seconds"),
     (["--set", "monitoring.rules.ttftFor=ten"], "ttftFor"),
     (["--set", "monitoring.rules.ttftP95Seconds=0"], "ttftP95Seconds"),
     (["--set", "monitoring.dashboard.enabled=true"], "dashboard"),

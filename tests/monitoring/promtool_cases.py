@@ -122,8 +122,8 @@ def tests() -> list[dict[str, Any]]:
             series("vllm:kv_cache_usage_perc", f'{VLLM},pod="a-1"', "0.9x10"),
         ], [alert(KV, "8m", [])]),
         case("TTFT p95 4.875 s > 2 s for 10m", ttft_inputs(slow=True), [
-            alert(TTFT, "12m", []),  # true from 6m on (the first 5m rate needs two samples): for 10m -> 16m
-            alert(TTFT, "20m", [{
+            alert(TTFT, "10m", []),  # true from 1m on (a rate needs two samples): for 10m -> firing from 11m
+            alert(TTFT, "12m", [{
                 "exp_labels": {"severity": "warning", "namespace": "s", "modelfleet_io_deployment": "a"},
                 "exp_annotations": {
                     "summary": "s/a: time to first token p95 above 2s",

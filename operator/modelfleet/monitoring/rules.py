@@ -153,7 +153,8 @@ def alerts(t: Thresholds | None = None) -> list[Alert]:
         ),
         Alert(
             "ModelfleetOperatorDown",
-            f"absent(up{job} == 1)",
+            # absent() of a comparison carries no labels: put the job back for routing.
+            f'label_replace(absent(up{job} == 1), "job", "{n.OPERATOR_JOB}", "", "")',
             t.operator_down_for, "critical",
             "The modelfleet operator is down or not scraped",
             f'No scrape target with job="{n.OPERATOR_JOB}" is up: LLMDeployments are neither reconciled nor '
