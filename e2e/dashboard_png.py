@@ -44,6 +44,18 @@ def legend(template: str, labels: dict[str, str]) -> str:
     return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), template)
 
 
+def annotation_marks(result: list[dict[str, Any]], start: float, step: float) -> list[float]:
+    """Seconds after ``start`` where an annotation query starts being true (Grafana draws one event per run)."""
+    marks = []
+    for series in result:
+        last = None
+        for t, _ in series["values"]:
+            if last is None or float(t) - last > step * 1.5:
+                marks.append(float(t) - start)
+            last = float(t)
+    return marks
+
+
 def _layout_cells() -> list[tuple[str, Panel | None, int, int, int]]:
     """(row title, panel or None for a row header, grid row, x, width) in the dashboard's order."""
     cells: list[tuple[str, Panel | None, int, int, int]] = []
@@ -67,10 +79,9 @@ def render(url: str, scope: Scope, start: float, end: float, out: Path, step: fl
     cells = _layout_cells()
     total_rows = max(y for _, _, y, _, _ in cells) + PANEL_ROWS
     fig = plt.figure(figsize=(24, total_rows * 0.72))
-    grid = fig.add_gridspec(total_rows, 24, hspace=2.2, wspace=3.5)
+    grid = fig.add_gridspec(total_rows, 24, hspace=2.2, wspace=3.5, top=0.95, bottom=0.02)
     t0 = dt.datetime.fromtimestamp(start, dt.UTC)
-    marks = [float(v[0]) - start for r in query_range(url, scale_annotation(scope).expr, start, end, step)
-             for v in r["values"]]
+    marks = annotation_marks(query_range(url, scale_annotation(scope).expr, start, end, step), start, step)
     drawn: dict[str, int] = {}
     for row_title, generic, y, x, width in cells:
         if generic is None:
@@ -83,16 +94,24 @@ def render(url: str, scope: Scope, start: float, end: float, out: Path, step: fl
         ax = fig.add_subplot(grid[y:y + PANEL_ROWS - 1, x:x + width])
         ax.set_title(panel.title, fontsize=10, loc="left")
         count = 0
+        right = ax.twinx() if any(q.right_axis for q in panel.queries) else None
+        colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4)
         for q in panel.queries:
             if q.source == "kube-state-metrics":
                 ax.text(0.5, 0.5, "kube-state-metrics: not in e2e\n(checked with promtool)", ha="center",
                         va="center", transform=ax.transAxes, fontsize=9, color="gray")
                 continue
+            target = right if q.right_axis and right is not None else ax
             for series in query_range(url, q.expr, start, end, step):
                 xs = [float(t) - start for t, _ in series["values"]]
                 ys = [float(v) for _, v in series["values"]]
-                ax.plot(xs, ys, linewidth=1.3, label=legend(q.legend, series["metric"])[:40])
+                target.plot(xs, ys, linewidth=1.3, color=next(colors), linestyle=":" if q.right_axis else "-",
+                            label=legend(q.legend, series["metric"])[:48])
                 count += 1
+        if right is not None:
+            right.tick_params(labelsize=7)
+            handles = [h for a in (ax, right) for h in a.get_legend_handles_labels()[0]]
+            ax.legend(handles=handles, fontsize=6.5, loc="upper left", ncol=2)
         for level in panel.thresholds:
             ax.axhline(level, linestyle="--", linewidth=0.9, color="red" if level >= 1 else "orange")
         if "LLMDeployment" in row_title:
@@ -103,9 +122,10 @@ def render(url: str, scope: Scope, start: float, end: float, out: Path, step: fl
         elif panel.unit == "s":
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}s"))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: (t0 + dt.timedelta(seconds=v)).strftime("%H:%M:%S")))
+        ax.set_xlim(0, end - start)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        if count:
+        if count and right is None:
             ax.legend(fontsize=6.5, loc="upper left", ncol=2 if count > 4 else 1)
         drawn[panel.title] = count
     fig.suptitle("modelfleet dashboard — rendered with matplotlib from e2e Prometheus data (not Grafana): "

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,13 @@ def test_every_query_returns_data_under_load_and_status_shows_the_fleet(
     wait_for(lambda: ready(cluster, namespace, NAME, 1), timeout=90,
              message=f"llm/{NAME} Ready with 1 replica; log:\n{operator.log_tail()}")
     with SimFleet(cluster, namespace, NAME, max_num_seqs=SEQS, tokens_per_second=TOKENS_PER_SECOND) as fleet, \
-            Load(fleet, clients=CLIENTS, seconds=300, max_tokens=10) as load:
+            Load(fleet, clients=4, seconds=300, max_tokens=10) as first, ExitStack() as stack:
+        # Two steps of load, so the picture shows the autoscaler following it: 4 clients ask for a second
+        # replica, 12 for the third.
+        wait_for(lambda: (get_llm(cluster, namespace, NAME).get("status") or {}).get("readyReplicas", 0) >= 2,
+                 timeout=120, interval=0.5, message=f"{NAME} scaled to 2 ready replicas under 4 clients; log:\n"
+                                                    f"{operator.log_tail()}")
+        load = stack.enter_context(Load(fleet, clients=CLIENTS - 4, seconds=300, max_tokens=10))
         wait_for(lambda: at_max(cluster, namespace), timeout=120, interval=0.5,
                  message=f"{NAME} scaled to {MAX} ready replicas; load {load.ok} ok / {load.failed} failed; "
                          f"sims {fleet.pods()}; log:\n{operator.log_tail()}")
@@ -136,13 +143,27 @@ def test_every_query_returns_data_under_load_and_status_shows_the_fleet(
         line = next(ln for ln in res.stdout.splitlines() if ln.startswith(namespace))
         assert line.split()[1:5] == [NAME, "Ready", f"{MAX}/{MAX}", f"1-{MAX}"], res.stdout
 
-        out = tmp_path / "dashboard.png"
-        drawn = render(url, scope, started, time.time(), out)
-        empty = [title for title, n in drawn.items() if n == 0 and "kube-state-metrics" not in title]
-        assert not empty, f"panels drawn without data: {empty}"
-        if os.environ.get("MODELFLEET_DOCS_PNG"):
-            (ROOT / "docs" / "monitoring-dashboard.png").write_bytes(out.read_bytes())
+        # Load stops: the queue drains, and status says so (the picture shows the drop too).
         load.stop()
+        first.stop()
+        drained = f'sum(vllm:num_requests_running{{namespace="{namespace}"}}) + ' \
+                  f'sum(vllm:num_requests_waiting{{namespace="{namespace}"}})'
+        wait_for(lambda: prom_query(url, drained)[0]["value"][1] == "0", timeout=60,
+                 message="the fleet idle in Prometheus after the load stopped")
+        res = status_cli(cluster, "-n", namespace, "--prometheus", url, "-o", "json")
+        (row,) = json.loads(res.stdout)
+        assert (row["running"], row["waiting"]) == (0, 0), row
+        # Until no request finished within the rate window: the latency and throughput panels fall to nothing.
+        quiet = f'sum(rate(vllm:e2e_request_latency_seconds_count{{namespace="{namespace}"}}[{RATE}]))'
+        wait_for(lambda: prom_query(url, quiet)[0]["value"][1] == "0", timeout=90,
+                 message=f"no request finishing within {RATE} in Prometheus")
+
+    out = tmp_path / "dashboard.png"
+    drawn = render(url, scope, started, time.time(), out)
+    empty = [title for title, n in drawn.items() if n == 0 and "kube-state-metrics" not in title]
+    assert not empty, f"panels drawn without data: {empty}"
+    if os.environ.get("MODELFLEET_DOCS_PNG"):
+        (ROOT / "docs" / "monitoring-dashboard.png").write_bytes(out.read_bytes())
 
 
 def test_status_without_a_metrics_source_shows_the_cluster_view(

@@ -36,8 +36,12 @@ def _panel(p: Panel) -> timeseries.Panel:
     if p.thresholds:
         out = out.thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED))
     for i, q in enumerate(p.queries):
-        out = out.with_target(prometheus.Dataquery().expr(q.expr).legend_format(q.legend)
-                              .ref_id(chr(ord("A") + i)).datasource(DATASOURCE))
+        ref = chr(ord("A") + i)
+        out = out.with_target(prometheus.Dataquery().expr(q.expr).legend_format(q.legend).ref_id(ref)
+                              .datasource(DATASOURCE))
+        if q.right_axis:
+            out = out.override_by_query(ref, [dm.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
+                                              dm.DynamicConfigValue(id_val="unit", value="short")])
     return out
 
 

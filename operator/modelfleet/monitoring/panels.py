@@ -53,6 +53,7 @@ class Query:
     expr: str
     legend: str
     source: str = "vllm"  # vllm | operator | kube-state-metrics: who exports the series it reads
+    right_axis: bool = False  # another unit or scale than the panel's other queries
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def deployment_rows(s: Scope) -> Row:
                   Query(f"sum({n.LLM_MAX_NUM_SEQS}{o} * {on} {n.LLM_READY_REPLICAS}{o})",
                         "max running (--max-num-seqs x ready)", "operator"),
                   Query(f"sum({n.LLM_PLANNED_SEQS}{o} * {on} {n.LLM_READY_REPLICAS}{o})",
-                        "planner: sequences at maxModelLen x ready", "operator"),
+                        "planner: sequences at maxModelLen x ready (right axis)", "operator", right_axis=True),
               )),
         Panel("KV-cache usage per pod", "vllm:kv_cache_usage_perc of each pod against the KV capacity vLLM "
               "allocated (100 %); the dashed line at 90 % is the alert level.", "percentunit", (
@@ -204,7 +205,8 @@ def operator_rows(s: Scope) -> Row:
                         "Prometheus query p95", "operator"),
                   Query(f"histogram_quantile(0.95, sum by (le) (rate({n.AUTOSCALER_CYCLE}_bucket{op}[{s.rate}])))",
                         "autoscaler cycle p95", "operator"),
-                  Query(f"sum(rate({n.KUBE_REQUESTS}{op}[{s.rate}]))", "Kubernetes API requests/s", "operator"),
+                  Query(f"sum(rate({n.KUBE_REQUESTS}{op}[{s.rate}]))", "Kubernetes API requests/s (right axis)",
+                        "operator", right_axis=True),
               ), width=6),
     ))
 
