@@ -35,17 +35,19 @@ def runbook(alertname: str) -> str:
     return f"{DOCS}#{alertname.lower()}"
 
 
+def fired(alertname: str, labels: dict[str, str], summary: str, description: str,
+          severity: str = "warning") -> dict[str, Any]:
+    """One expected firing alert: its labels (severity added) and all three annotations."""
+    return {"exp_labels": {"severity": severity, **labels},
+            "exp_annotations": {"summary": summary, "description": description, "runbook_url": runbook(alertname)}}
+
+
 QUEUE = "ModelfleetQueueAboveTargetAtMaxReplicas"
 # Two pods waiting 10 + 7 = 17 requests; target 4 per ready replica x 2 ready = 8; desired 4 = maxReplicas 4.
-QUEUE_FIRING = {
-    "exp_labels": {"severity": "warning", "namespace": "s", "name": "a"},
-    "exp_annotations": {
-        "summary": "s/a: queue above the autoscaler's target at maxReplicas",
-        "description": "17 requests wait on s/a, more than targetQueueDepth x ready replicas, and the autoscaler "
-                       "is already at maxReplicas: users wait. Raise maxReplicas, add GPUs, or shed load.",
-        "runbook_url": runbook(QUEUE),
-    },
-}
+QUEUE_FIRING = fired(
+    QUEUE, {"namespace": "s", "name": "a"}, "s/a: queue above the autoscaler's target at maxReplicas",
+    "17 requests wait on s/a, more than targetQueueDepth x ready replicas, and the autoscaler is already at "
+    "maxReplicas: users wait. Raise maxReplicas, add GPUs, or shed load.")
 
 
 def queue_inputs(waiting: tuple[str, str] = ("10x30", "7x30"), desired: str = "4x30") -> list[dict[str, str]]:
@@ -91,6 +93,14 @@ def ksm(restarts: str, reason: str, owned: bool = True) -> list[dict[str, str]]:
     return out
 
 
+DOWN_FIRING = fired(DOWN, {"job": "modelfleet-operator"}, "The modelfleet operator is down or not scraped",
+                    'No scrape target with job="modelfleet-operator" is up: LLMDeployments are neither reconciled '
+                    "nor autoscaled.", "critical")
+STALLED_TEXT = ("The operator on op:9090 answers scrapes but finished no resync round in 10 minutes or no "
+                "autoscaler cycle in 5 minutes.")
+SA = {"namespace": "s", "modelfleet_io_deployment": "a"}
+
+
 def tests() -> list[dict[str, Any]]:
     """Every promtool test case."""
     return [
@@ -107,60 +117,37 @@ def tests() -> list[dict[str, Any]]:
             series("vllm:kv_cache_usage_perc", f'{VLLM},pod="a-2"', "0.5x10"),
         ], [
             alert(KV, "4m", []),
-            alert(KV, "6m", [{
-                "exp_labels": {"severity": "warning", "namespace": "s", "modelfleet_io_deployment": "a",
-                               "pod": "a-1"},
-                "exp_annotations": {
-                    "summary": "s/a: KV cache above 0.9 on pod a-1",
-                    "description": "vllm:kv_cache_usage_perc is 95% on a-1 of s/a: new requests queue and "
-                                   "running ones get preempted.",
-                    "runbook_url": runbook(KV),
-                },
-            }]),
+            alert(KV, "6m", [fired(KV, {**SA, "pod": "a-1"}, "s/a: KV cache above 0.9 on pod a-1",
+                                   "vllm:kv_cache_usage_perc is 95% on a-1 of s/a: new requests queue and running "
+                                   "ones get preempted.")]),
         ]),
         case("KV cache at exactly 90 % does not fire", [
             series("vllm:kv_cache_usage_perc", f'{VLLM},pod="a-1"', "0.9x10"),
         ], [alert(KV, "8m", [])]),
         case("TTFT p95 4.875 s > 2 s for 10m", ttft_inputs(slow=True), [
             alert(TTFT, "10m", []),  # true from 1m on (a rate needs two samples): for 10m -> firing from 11m
-            alert(TTFT, "12m", [{
-                "exp_labels": {"severity": "warning", "namespace": "s", "modelfleet_io_deployment": "a"},
-                "exp_annotations": {
-                    "summary": "s/a: time to first token p95 above 2s",
-                    "description": "p95 of vllm:time_to_first_token_seconds over 5m is 4.875s on s/a.",
-                    "runbook_url": runbook(TTFT),
-                },
-            }]),
+            alert(TTFT, "12m", [fired(TTFT, SA, "s/a: time to first token p95 above 2s",
+                                      "p95 of vllm:time_to_first_token_seconds over 5m is 4.875s on s/a.")]),
         ]),
         case("TTFT p95 0.95 s", ttft_inputs(slow=False), [alert(TTFT, "20m", [])]),
         case("preemptions: 2 a minute for 10 minutes", [
             series("vllm:num_preemptions_total", f'{VLLM},pod="a-1"', "0+2x30"),
         ], [
-            alert(PREEMPT, "20m", [{
-                "exp_labels": {"severity": "warning", "namespace": "s", "modelfleet_io_deployment": "a"},
-                "exp_annotations": {
-                    "summary": "s/a: vLLM is preempting requests",
-                    "description": "20 requests were preempted in the last 10 minutes on s/a: the KV cache is "
-                                   "too small for the load (they are recomputed, which costs latency).",
-                    "runbook_url": runbook(PREEMPT),
-                },
-            }]),
+            alert(PREEMPT, "20m", [fired(PREEMPT, SA, "s/a: vLLM is preempting requests",
+                                         "20 requests were preempted in the last 10 minutes on s/a: the KV cache is "
+                                         "too small for the load (they are recomputed, which costs latency).")]),
         ]),
         case("no new preemptions (the counter stays at 5)", [
             series("vllm:num_preemptions_total", f'{VLLM},pod="a-1"', "5x30"),
         ], [alert(PREEMPT, "20m", [])]),
         case("OOMKilled restart of a modelfleet pod fires at once", ksm("0 0 0 0 0 1 1 1 1 1 1", "OOMKilled"), [
             alert(OOM, "4m", []),
-            alert(OOM, "6m", [{
-                "exp_labels": {"severity": "warning", "namespace": "s", "pod": "a-1", "container": "vllm",
-                               "job": "kube-state-metrics", "label_modelfleet_io_deployment": "a"},
-                "exp_annotations": {
-                    "summary": "s/a-1 restarted after an OOMKill",
-                    "description": "Container vllm of s/a-1 (LLMDeployment a) restarted in the last 15 minutes "
-                                   "and was last terminated OOMKilled.",
-                    "runbook_url": runbook(OOM),
-                },
-            }]),
+            alert(OOM, "6m", [fired(
+                OOM, {"namespace": "s", "pod": "a-1", "container": "vllm", "job": "kube-state-metrics",
+                      "label_modelfleet_io_deployment": "a"},
+                "s/a-1 restarted after an OOMKill",
+                "Container vllm of s/a-1 (LLMDeployment a) restarted in the last 15 minutes and was last terminated "
+                "OOMKilled.")]),
         ]),
         case("a restart whose last termination was Error, not OOMKilled", ksm("0 0 0 0 0 1 1 1 1 1 1", "Error"), [
             alert(OOM, "6m", [])]),
@@ -170,16 +157,11 @@ def tests() -> list[dict[str, Any]]:
                                                                         owned=False), [alert(OOM, "6m", [])]),
         case("ready replicas and no vLLM series", [llm("modelfleet_llm_ready_replicas", "2x10")], [
             alert(MISSING, "4m", []),
-            alert(MISSING, "6m", [{
-                "exp_labels": {"severity": "warning", "namespace": "s", "name": "a",
-                               "job": "modelfleet-operator", "instance": "op:9090"},
-                "exp_annotations": {
-                    "summary": "s/a: ready replicas but no vLLM metrics in Prometheus",
-                    "description": "s/a has 2 ready replicas but Prometheus has no vllm:num_requests_waiting "
-                                   "series labelled with it: the autoscaler holds and dashboards are blind.",
-                    "runbook_url": runbook(MISSING),
-                },
-            }]),
+            alert(MISSING, "6m", [fired(
+                MISSING, {"namespace": "s", "name": "a", "job": "modelfleet-operator", "instance": "op:9090"},
+                "s/a: ready replicas but no vLLM metrics in Prometheus",
+                "s/a has 2 ready replicas but Prometheus has no vllm:num_requests_waiting series labelled with it: "
+                "the autoscaler holds and dashboards are blind.")]),
         ]),
         case("ready replicas with vLLM series", [
             llm("modelfleet_llm_ready_replicas", "2x10"),
@@ -188,28 +170,9 @@ def tests() -> list[dict[str, Any]]:
         case("no ready replicas, no vLLM series", [llm("modelfleet_llm_ready_replicas", "0x10")], [
             alert(MISSING, "8m", [])]),
         case("operator target down", [series("up", OP, "0x10")], [
-            alert(DOWN, "4m", []),
-            alert(DOWN, "6m", [{
-                "exp_labels": {"severity": "critical", "job": "modelfleet-operator"},
-                "exp_annotations": {
-                    "summary": "The modelfleet operator is down or not scraped",
-                    "description": 'No scrape target with job="modelfleet-operator" is up: LLMDeployments are '
-                                   "neither reconciled nor autoscaled.",
-                    "runbook_url": runbook(DOWN),
-                },
-            }]),
-        ]),
+            alert(DOWN, "4m", []), alert(DOWN, "6m", [DOWN_FIRING])]),
         case("operator never scraped at all", [series("up", 'job="other",instance="x"', "1x10")], [
-            alert(DOWN, "6m", [{
-                "exp_labels": {"severity": "critical", "job": "modelfleet-operator"},
-                "exp_annotations": {
-                    "summary": "The modelfleet operator is down or not scraped",
-                    "description": 'No scrape target with job="modelfleet-operator" is up: LLMDeployments are '
-                                   "neither reconciled nor autoscaled.",
-                    "runbook_url": runbook(DOWN),
-                },
-            }]),
-        ]),
+            alert(DOWN, "6m", [DOWN_FIRING])]),
         case("operator up", [series("up", OP, "1x10")], [alert(DOWN, "8m", [])]),
         case("resync and autoscaler loops stalled", [
             series("modelfleet_resync_rounds_total", OP, "0+1x5 5x30"),
@@ -217,19 +180,10 @@ def tests() -> list[dict[str, Any]]:
         ], [
             alert(STALLED, "12m", []),
             alert(STALLED, "30m", [
-                {"exp_labels": {"severity": "critical", "job": "modelfleet-operator", "instance": "op:9090"},
-                 "exp_annotations": {
-                     "summary": "The modelfleet operator's resync loop is stalled",
-                     "description": "The operator on op:9090 answers scrapes but finished no resync round in 10 "
-                                    "minutes or no autoscaler cycle in 5 minutes.",
-                     "runbook_url": runbook(STALLED)}},
-                {"exp_labels": {"severity": "critical", "job": "modelfleet-operator", "instance": "op:9090",
-                                "loop": "autoscaler"},
-                 "exp_annotations": {
-                     "summary": "The modelfleet operator's autoscaler loop is stalled",
-                     "description": "The operator on op:9090 answers scrapes but finished no resync round in 10 "
-                                    "minutes or no autoscaler cycle in 5 minutes.",
-                     "runbook_url": runbook(STALLED)}},
+                fired(STALLED, {"job": "modelfleet-operator", "instance": "op:9090"},
+                      "The modelfleet operator's resync loop is stalled", STALLED_TEXT, "critical"),
+                fired(STALLED, {"job": "modelfleet-operator", "instance": "op:9090", "loop": "autoscaler"},
+                      "The modelfleet operator's autoscaler loop is stalled", STALLED_TEXT, "critical"),
             ]),
         ]),
         case("loops making rounds", [
