@@ -186,6 +186,17 @@ def tests() -> list[dict[str, Any]]:
                       "The modelfleet operator's autoscaler loop is stalled", STALLED_TEXT, "critical"),
             ]),
         ]),
+        case("a standby (leader election) runs no loops: not stalled", [
+            series("modelfleet_resync_rounds_total", OP, "0x40"),
+            series("modelfleet_autoscaler_cycle_seconds_count", OP, "0x40"),
+            series("modelfleet_leader", OP, "0x40"),
+        ], [alert(STALLED, "30m", [])]),
+        case("the leader's loops stalled", [
+            series("modelfleet_resync_rounds_total", OP, "7x40"),
+            series("modelfleet_leader", OP, "1x40"),
+        ], [alert(STALLED, "30m", [fired(STALLED, {"job": "modelfleet-operator", "instance": "op:9090"},
+                                         "The modelfleet operator's resync loop is stalled", STALLED_TEXT,
+                                         "critical")])]),
         case("loops making rounds", [
             series("modelfleet_resync_rounds_total", OP, "0+1x40"),
             series("modelfleet_autoscaler_cycle_seconds_count", OP, "0+4x40"),

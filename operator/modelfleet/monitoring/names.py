@@ -48,6 +48,7 @@ AUTOSCALER_FETCH_ERRORS = "modelfleet_autoscaler_metrics_errors_total"
 RESYNC_ROUNDS = "modelfleet_resync_rounds_total"
 RECONCILES = "modelfleet_reconciles_total"  # label outcome: changed|unchanged|error
 KUBE_REQUESTS = "modelfleet_kube_requests_total"  # labels verb, resource
+LEADER = "modelfleet_leader"  # 1 on the leader, 0 on a standby (leader election); absent without it
 
 OPERATOR_METRICS = (LLM_INFO, LLM_REPLICAS, LLM_READY_REPLICAS, LLM_DESIRED_REPLICAS, LLM_MIN_REPLICAS,
                     LLM_MAX_REPLICAS, LLM_TARGET_QUEUE, LLM_MAX_NUM_SEQS, LLM_PLANNED_SEQS, LLM_KV_TOKENS,

@@ -163,8 +163,10 @@ def alerts(t: Thresholds | None = None) -> list[Alert]:
         ),
         Alert(
             "ModelfleetOperatorLoopStalled",
-            f'(increase({n.RESYNC_ROUNDS}{job}[10m]) == 0) or label_replace('
-            f'increase({n.AUTOSCALER_CYCLE}_count{job}[5m]) == 0, "loop", "autoscaler", "", "")',
+            # A standby (leader election) runs no loops: only the leader, or an operator without election.
+            f'((increase({n.RESYNC_ROUNDS}{job}[10m]) == 0) or label_replace('
+            f'increase({n.AUTOSCALER_CYCLE}_count{job}[5m]) == 0, "loop", "autoscaler", "", "")) '
+            f"unless on(job, instance) ({n.LEADER}{job} == 0)",
             t.loop_stalled_for, "critical",
             "The modelfleet operator's {{ with $labels.loop }}{{ . }}{{ else }}resync{{ end }} loop is stalled",
             "The operator on {{ $labels.instance }} answers scrapes but finished no resync round in 10 minutes "
