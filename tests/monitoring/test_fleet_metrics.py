@@ -7,7 +7,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelfleet.monitoring.fleet import register
+from modelfleet.monitoring.fleet import Cache, families, register
 
 
 def body(name: str, *, autoscaling: dict[str, Any] | None = None, status: dict[str, Any] | None = None,
@@ -80,3 +80,17 @@ def test_an_object_the_api_would_refuse_is_left_out_and_the_others_stay() -> Non
 
 def test_no_llm_deployments_no_samples() -> None:
     assert scrape([]) == {}
+
+
+def test_parsed_specs_are_reused_until_the_generation_changes() -> None:
+    cache: Cache = {}
+    first = {**AUTOSCALED, "metadata": {**AUTOSCALED["metadata"], "uid": "u1", "generation": 1}}
+    families([first], cache)
+    # The same generation with another maxNumSeqs cannot happen on a real API server; here it shows the
+    # cached parse is used. A new generation is parsed again.
+    same = {**first, "spec": {**first["spec"], "engine": {"maxNumSeqs": 64}}}
+    bumped = {**same, "metadata": {**same["metadata"], "generation": 2}}
+    seqs = [next(f for f in families([b], cache) if f.name == "modelfleet_llm_max_num_seqs").samples[0].value
+            for b in (same, bumped)]
+    assert seqs == [32, 64]
+    assert list(cache) == [("team-a", "qwen")]
