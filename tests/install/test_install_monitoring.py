@@ -87,3 +87,4 @@ def test_operator_podmonitor_keeps_llm_labels_and_sets_the_job_the_rules_use() -
 def test_lint_strict_with_monitoring_on() -> None:
     res = helm("lint", "--strict", str(CHART), *ON, check=False)
     assert res.returncode == 0 and "[WARNING]" not in res.stdout, res.stdout + res.stderr
+
