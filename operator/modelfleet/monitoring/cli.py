@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 import urllib.parse
@@ -75,8 +76,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _duration_ok(value: str) -> bool:
-    import re
-
     return re.fullmatch(r"[0-9]+(ms|s|m|h|d)", value) is not None
 
 

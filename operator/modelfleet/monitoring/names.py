@@ -40,6 +40,7 @@ LLM_CONDITION = "modelfleet_llm_condition"
 # The autoscaler (autoscaler/loop.py) and the reconciler (sync.py, kube.py).
 AUTOSCALER_DESIRED = "modelfleet_autoscaler_desired_replicas"
 AUTOSCALER_QUEUE = "modelfleet_autoscaler_queue_depth"
+AUTOSCALER_RUNNING = "modelfleet_autoscaler_running"
 AUTOSCALER_AVAILABLE = "modelfleet_autoscaler_metrics_available"
 AUTOSCALER_SCALES = "modelfleet_autoscaler_scale_events_total"  # label direction: up|down
 AUTOSCALER_CYCLE = "modelfleet_autoscaler_cycle_seconds"  # histogram

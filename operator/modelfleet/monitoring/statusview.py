@@ -72,7 +72,7 @@ def parse_prometheus(result: Sequence[Mapping[str, Any]]) -> dict[Key, Live]:
 def parse_operator_metrics(text: str) -> dict[Key, Live]:
     """The operator's /metrics text -> the autoscaler's last queue and running numbers by LLMDeployment."""
     acc: dict[Key, dict[str, Any]] = {}
-    wanted = {n.AUTOSCALER_QUEUE: "waiting", "modelfleet_autoscaler_running": "running"}
+    wanted = {n.AUTOSCALER_QUEUE: "waiting", n.AUTOSCALER_RUNNING: "running"}
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
             if s.name in wanted and not math.isnan(s.value):
