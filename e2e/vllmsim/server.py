@@ -1,13 +1,15 @@
 """vllmsim: a small fake vLLM OpenAI server that stands in for GPU pods in tests.
 
     python e2e/vllmsim/server.py --port 8000 --model llama-8b --max-num-seqs 4 \
-        --tokens-per-second 50 [--ttft 0.1] [--api-key KEY] [--old-metric-names]
+        --tokens-per-second 50 [--ttft 0.1] [--api-key KEY] [--vllm-version X.Y.Z] [--old-metric-names]
 
 Each completion request occupies one of ``--max-num-seqs`` slots for
 ``ttft + max_tokens / tokens_per_second`` seconds; requests beyond that wait in a FIFO queue,
-exactly what ``vllm:num_requests_waiting`` counts in vLLM. ``/metrics`` uses vLLM's metric names
-and labels (``model_name``, and ``engine`` as vLLM V1 adds it); ``--old-metric-names`` emits
-``vllm:gpu_cache_usage_perc`` instead of ``vllm:kv_cache_usage_perc`` (vLLM < 0.10).
+exactly what ``vllm:num_requests_waiting`` counts in vLLM. ``/metrics`` uses the metric names of
+the chosen vLLM release, from the same generated table the operator reads
+(``modelfleet.engines.vllm``), and vLLM's labels (``model_name``, and ``engine`` as vLLM V1 adds
+it); ``--old-metric-names`` emits the deprecated KV-usage name (``vllm:gpu_cache_usage_perc``, which
+vLLM 0.11 exports with ``--show-hidden-metrics-for-version=0.10``) instead of the current one.
 KV-cache usage is simulated as running / max-num-seqs. The latency histograms
 (``vllm:time_to_first_token_seconds``, ``vllm:inter_token_latency_seconds``,
 ``vllm:e2e_request_latency_seconds``) use vLLM 0.32.0's default buckets: the first token comes
@@ -32,6 +34,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from modelfleet.engines import vllm as vllm_engine
+
+# Counters the simulator exports besides the scheduler gauges (names without `_total`).
+SUCCESS, PROMPT_TOKENS, GENERATION_TOKENS = "vllm:request_success", "vllm:prompt_tokens", "vllm:generation_tokens"
+PREEMPTIONS = "vllm:num_preemptions"
+# Histograms (base names); the TTFT one is the table's `ttft` role.
+ITL, E2E = "vllm:inter_token_latency_seconds", "vllm:e2e_request_latency_seconds"
 
 # vLLM 0.32.0's default buckets (vllm/v1/metrics/buckets.py).
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
@@ -76,13 +86,11 @@ class Histogram:
 
 
 def _latency_histograms() -> dict[str, Histogram]:
+    ttft = vllm_engine.metric_names(vllm_engine.DEFAULT_VERSION).ttft
     return {
-        "ttft": Histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
-                          TTFT_BUCKETS),
-        "itl": Histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
-                         ITL_BUCKETS),
-        "e2e": Histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.",
-                         REQUEST_LATENCY_BUCKETS),
+        "ttft": Histogram(ttft, "Histogram of time to first token in seconds.", TTFT_BUCKETS),
+        "itl": Histogram(ITL, "Histogram of inter-token latency in seconds.", ITL_BUCKETS),
+        "e2e": Histogram(E2E, "Histogram of e2e request latency in seconds.", REQUEST_LATENCY_BUCKETS),
     }
 
 
@@ -95,6 +103,7 @@ class Engine:
     tokens_per_second: float
     ttft: float = 0.0
     old_metric_names: bool = False
+    vllm_version: str = vllm_engine.DEFAULT_VERSION
     running: int = 0
     queue: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
     success: int = 0
@@ -145,30 +154,36 @@ class Engine:
         waiting = len(self.queue)
         kv = self.running / self.max_num_seqs
         lbl = f'engine="0",model_name="{self.model}"'
-        kv_name = "vllm:gpu_cache_usage_perc" if self.old_metric_names else "vllm:kv_cache_usage_perc"
+        names = vllm_engine.metric_names(self.vllm_version)
+        table = vllm_engine.flag_table(self.vllm_version)
+        for counter in (SUCCESS, PROMPT_TOKENS, GENERATION_TOKENS, PREEMPTIONS, *(h.name for h in
+                                                                              self.latency.values())):
+            if not table.has_metric(counter):
+                raise RuntimeError(f"vLLM {self.vllm_version} has no {counter}: update the simulator")
+        kv_name = vllm_engine.role_names("kv_cache_usage")[-1] if self.old_metric_names else names.kv_cache_usage
         lines = [
-            "# HELP vllm:num_requests_running Number of requests in model execution batches.",
-            "# TYPE vllm:num_requests_running gauge",
-            f"vllm:num_requests_running{{{lbl}}} {float(self.running)}",
-            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
-            "# TYPE vllm:num_requests_waiting gauge",
-            f"vllm:num_requests_waiting{{{lbl}}} {float(waiting)}",
+            f"# HELP {names.running} Number of requests in model execution batches.",
+            f"# TYPE {names.running} gauge",
+            f"{names.running}{{{lbl}}} {float(self.running)}",
+            f"# HELP {names.waiting} Number of requests waiting to be processed.",
+            f"# TYPE {names.waiting} gauge",
+            f"{names.waiting}{{{lbl}}} {float(waiting)}",
             f"# HELP {kv_name} KV-cache usage. 1 means 100 percent usage.",
             f"# TYPE {kv_name} gauge",
             f"{kv_name}{{{lbl}}} {kv}",
-            "# HELP vllm:num_preemptions_total Cumulative number of preemption from the engine.",
-            "# TYPE vllm:num_preemptions_total counter",
-            f"vllm:num_preemptions_total{{{lbl}}} {float(self.preemptions)}",
-            "# HELP vllm:request_success_total Count of successfully processed requests.",
-            "# TYPE vllm:request_success_total counter",
-            *(f'vllm:request_success_total{{{lbl},finished_reason="{reason}"}} '
+            f"# HELP {PREEMPTIONS}_total Cumulative number of preemption from the engine.",
+            f"# TYPE {PREEMPTIONS}_total counter",
+            f"{PREEMPTIONS}_total{{{lbl}}} {float(self.preemptions)}",
+            f"# HELP {SUCCESS}_total Count of successfully processed requests.",
+            f"# TYPE {SUCCESS}_total counter",
+            *(f'{SUCCESS}_total{{{lbl},finished_reason="{reason}"}} '
               f'{float(self.success if reason == "length" else 0)}' for reason in FINISH_REASONS),
-            "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
-            "# TYPE vllm:prompt_tokens_total counter",
-            f"vllm:prompt_tokens_total{{{lbl}}} {float(self.prompt_tokens)}",
-            "# HELP vllm:generation_tokens_total Number of generation tokens processed.",
-            "# TYPE vllm:generation_tokens_total counter",
-            f"vllm:generation_tokens_total{{{lbl}}} {float(self.generation_tokens)}",
+            f"# HELP {PROMPT_TOKENS}_total Number of prefill tokens processed.",
+            f"# TYPE {PROMPT_TOKENS}_total counter",
+            f"{PROMPT_TOKENS}_total{{{lbl}}} {float(self.prompt_tokens)}",
+            f"# HELP {GENERATION_TOKENS}_total Number of generation tokens processed.",
+            f"# TYPE {GENERATION_TOKENS}_total counter",
+            f"{GENERATION_TOKENS}_total{{{lbl}}} {float(self.generation_tokens)}",
         ]
         for hist in self.latency.values():
             lines += hist.lines(lbl)
@@ -258,14 +273,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tokens-per-second", type=float, default=100.0)
     p.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
     p.add_argument("--api-key", default=None)
+    p.add_argument("--vllm-version", choices=vllm_engine.SUPPORTED_VERSIONS, default=vllm_engine.DEFAULT_VERSION,
+                   help="the vLLM release whose metric names /metrics uses (default: %(default)s)")
     p.add_argument("--old-metric-names", action="store_true",
-                   help="emit vllm:gpu_cache_usage_perc instead of vllm:kv_cache_usage_perc")
+                   help="emit the deprecated KV-usage name (vllm:gpu_cache_usage_perc) instead of the current one")
     p.add_argument("--shutdown-timeout", type=float, default=0.5,
                    help="seconds in-flight requests get to finish after SIGTERM")
     a = p.parse_args(argv)
     if a.max_num_seqs < 1 or a.tokens_per_second <= 0 or a.ttft < 0:
         p.error("--max-num-seqs >= 1, --tokens-per-second > 0 and --ttft >= 0 are required")
-    engine = Engine(a.model, a.max_num_seqs, a.tokens_per_second, a.ttft, a.old_metric_names)
+    engine = Engine(a.model, a.max_num_seqs, a.tokens_per_second, a.ttft, a.old_metric_names, a.vllm_version)
     web.run_app(make_app(engine, a.api_key), host=a.host, port=a.port, print=None,
                 shutdown_timeout=a.shutdown_timeout)
 
