@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from modelfleet.engines import vllm
 from modelfleet.monitoring import names, rules
 from modelfleet.monitoring.panels import Scope, all_queries
 
@@ -106,3 +107,12 @@ def test_helm_template_escapes_prometheus_templates_and_reads_thresholds_from_va
                  if not m.startswith(("{{ .Values.", "{{`"))]
     assert not unescaped, unescaped
     assert "{{`{{ $labels.namespace }}`}}" in text
+
+
+@pytest.mark.parametrize("version", vllm.SUPPORTED_VERSIONS)
+def test_every_vllm_name_is_exported_by_every_supported_release(version: str) -> None:
+    """From the engine's table generated from the vllm package itself (not from names.py)."""
+    table = vllm.flag_table(version)
+    for name in names.VLLM_METRICS:
+        base = name.removesuffix("_total")  # the table lists counters as vLLM declares them
+        assert table.has_metric(base), f"vLLM {version} does not export {base} by default"

@@ -1,23 +1,26 @@
 """Every metric and label name the dashboard, the alert rules and `modelfleet status` read, in one place.
 
-vLLM names are those of vLLM 0.32.0 (``vllm/v1/metrics/loggers.py``); each one below is also
-exported by 0.11.0, the oldest release the operator renders, so one query serves every supported
-version. Counters carry prometheus_client's ``_total`` suffix as scraped. All vLLM series carry
-``model_name`` and ``engine``; the chart's PodMonitor (and the e2e file-SD targets) add
-``namespace``, ``modelfleet_io_deployment`` and ``pod``.
+vLLM names come from the engine's per-release tables (``modelfleet.engines.vllm``, generated from the
+vllm package): the roles the table defines (waiting, running, KV usage, TTFT) are taken from it; the
+others are written here and a test checks that every supported release (0.11.0 .. 0.32.0) exports each
+of them, so one query serves every supported version. Counters carry prometheus_client's ``_total``
+suffix as scraped. All vLLM series carry ``model_name`` and ``engine``; the chart's PodMonitor (and the
+e2e file-SD targets) add ``namespace``, ``modelfleet_io_deployment`` and ``pod``.
 """
 
 from __future__ import annotations
 
+from modelfleet.engines import vllm as _vllm
+
 # -- vLLM (per pod) ----------------------------------------------------------------------------
-VLLM_RUNNING = "vllm:num_requests_running"
-VLLM_WAITING = "vllm:num_requests_waiting"
-VLLM_KV_USAGE = "vllm:kv_cache_usage_perc"  # a fraction, 1 = every KV block in use
+VLLM_RUNNING = _vllm.role_names("running")[0]
+VLLM_WAITING = _vllm.role_names("waiting")[0]
+VLLM_KV_USAGE = _vllm.role_names("kv_cache_usage")[0]  # a fraction, 1 = every KV block in use
+VLLM_TTFT = _vllm.role_names("ttft")[0]  # histogram
 VLLM_PREEMPTIONS = "vllm:num_preemptions_total"
 VLLM_PROMPT_TOKENS = "vllm:prompt_tokens_total"
 VLLM_GENERATION_TOKENS = "vllm:generation_tokens_total"
 VLLM_REQUEST_SUCCESS = "vllm:request_success_total"  # label finished_reason: stop|length|abort|error|repetition
-VLLM_TTFT = "vllm:time_to_first_token_seconds"  # histogram
 VLLM_ITL = "vllm:inter_token_latency_seconds"  # histogram (vLLM < 0.11: vllm:time_per_output_token_seconds)
 VLLM_E2E = "vllm:e2e_request_latency_seconds"  # histogram
 
