@@ -96,8 +96,6 @@ def ksm(restarts: str, reason: str, owned: bool = True) -> list[dict[str, str]]:
 DOWN_FIRING = fired(DOWN, {"job": "modelfleet-operator"}, "The modelfleet operator is down or not scraped",
                     'No scrape target with job="modelfleet-operator" is up: LLMDeployments are neither reconciled '
                     "nor autoscaled.", "critical")
-STALLED_TEXT = ("The operator on op:9090 answers scrapes but finished no resync round in 10 minutes or no "
-                "autoscaler cycle in 5 minutes.")
 SA = {"namespace": "s", "modelfleet_io_deployment": "a"}
 
 
@@ -174,31 +172,34 @@ def tests() -> list[dict[str, Any]]:
         case("operator never scraped at all", [series("up", 'job="other",instance="x"', "1x10")], [
             alert(DOWN, "6m", [DOWN_FIRING])]),
         case("operator up", [series("up", OP, "1x10")], [alert(DOWN, "8m", [])]),
-        case("resync and autoscaler loops stalled", [
-            series("modelfleet_resync_rounds_total", OP, "0+1x5 5x30"),
-            series("modelfleet_autoscaler_cycle_seconds_count", OP, "0+4x10 40x30"),
+        # The resync loop's last round was at minute 2 (unix time 120); the autoscaler's keeps moving.
+        case("the leader's resync loop stalled", [
+            series("modelfleet_loop_last_round_timestamp_seconds", f'{OP},loop="resync"', "0+60x2 120x30"),
+            series("modelfleet_loop_last_round_timestamp_seconds", f'{OP},loop="autoscaler"', "0+60x30"),
+            series("modelfleet_leader", OP, "1x30"),
         ], [
-            alert(STALLED, "12m", []),
-            alert(STALLED, "30m", [
-                fired(STALLED, {"job": "modelfleet-operator", "instance": "op:9090"},
-                      "The modelfleet operator's resync loop is stalled", STALLED_TEXT, "critical"),
-                fired(STALLED, {"job": "modelfleet-operator", "instance": "op:9090", "loop": "autoscaler"},
-                      "The modelfleet operator's autoscaler loop is stalled", STALLED_TEXT, "critical"),
-            ]),
+            alert(STALLED, "12m", []),  # more than 600 s behind from 13m on; `for: 5m` -> firing from 18m
+            alert(STALLED, "19m", [fired(
+                STALLED, {"job": "modelfleet-operator", "instance": "op:9090", "loop": "resync"},
+                "The modelfleet operator's resync loop is stalled",
+                "The resync loop of the operator on op:9090 finished no round for 17m 0s (its errors: "
+                "modelfleet_loop_errors_total and the operator's log): drift is not repaired, or scaling has "
+                "stopped.", "critical")]),
         ]),
-        case("a standby (leader election) runs no loops: not stalled", [
-            series("modelfleet_resync_rounds_total", OP, "0x40"),
-            series("modelfleet_autoscaler_cycle_seconds_count", OP, "0x40"),
-            series("modelfleet_leader", OP, "0x40"),
-        ], [alert(STALLED, "30m", [])]),
-        case("the leader's loops stalled", [
-            series("modelfleet_resync_rounds_total", OP, "7x40"),
-            series("modelfleet_leader", OP, "1x40"),
-        ], [alert(STALLED, "30m", [fired(STALLED, {"job": "modelfleet-operator", "instance": "op:9090"},
-                                         "The modelfleet operator's resync loop is stalled", STALLED_TEXT,
-                                         "critical")])]),
+        case("a standby's loops are not judged", [
+            series("modelfleet_loop_last_round_timestamp_seconds", f'{OP},loop="resync"', "0x30"),
+            series("modelfleet_leader", OP, "0x30"),
+        ], [alert(STALLED, "20m", [])]),
+        case("an operator without leader election (no modelfleet_leader) is judged", [
+            series("modelfleet_loop_last_round_timestamp_seconds", f'{OP},loop="registry"', "0x30"),
+        ], [alert(STALLED, "20m", [fired(
+            STALLED, {"job": "modelfleet-operator", "instance": "op:9090", "loop": "registry"},
+            "The modelfleet operator's registry loop is stalled",
+            "The registry loop of the operator on op:9090 finished no round for 20m 0s (its errors: "
+            "modelfleet_loop_errors_total and the operator's log): drift is not repaired, or scaling has "
+            "stopped.", "critical")])]),
         case("loops making rounds", [
-            series("modelfleet_resync_rounds_total", OP, "0+1x40"),
-            series("modelfleet_autoscaler_cycle_seconds_count", OP, "0+4x40"),
+            series("modelfleet_loop_last_round_timestamp_seconds", f'{OP},loop="resync"', "0+60x40"),
+            series("modelfleet_leader", OP, "1x40"),
         ], [alert(STALLED, "30m", [])]),
     ]

@@ -55,7 +55,8 @@ def test_dashboard_has_a_fleet_row_a_deployment_row_and_an_operator_row() -> Non
     "vllm:time_to_first_token_seconds_bucket", "vllm:inter_token_latency_seconds_bucket",
     "vllm:generation_tokens_total", "vllm:prompt_tokens_total", "modelfleet_llm_desired_replicas",
     "modelfleet_llm_ready_replicas", "vllm:num_preemptions_total", "kube_pod_container_status_restarts_total",
-    'reason="OOMKilled"', "modelfleet_reconciles_total", "modelfleet_resync_rounds_total",
+    'reason="OOMKilled"', "modelfleet_reconciles_total", "modelfleet_loop_rounds_total", "modelfleet_loop_errors_total",
+    "modelfleet_kube_request_duration_seconds_bucket",
     "modelfleet_autoscaler_metrics_fetch_seconds_bucket", "modelfleet_kube_requests_total",
 ])
 def test_dashboard_shows_what_the_issue_asks_for(needle: str) -> None:

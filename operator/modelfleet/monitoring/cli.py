@@ -80,10 +80,11 @@ def _duration_ok(value: str) -> bool:
 
 
 def _list_llms(namespace: str | None) -> list[dict[str, Any]]:
+    from modelfleet import api
     from modelfleet.kube import Kube, load_config
 
     load_config()
-    return Kube().list_llms(namespace)
+    return Kube().list_watched(api.KIND, namespace)
 
 
 def _live(args: argparse.Namespace) -> dict[Any, Any]:

@@ -52,12 +52,18 @@ AUTOSCALER_FETCH_ERRORS = "modelfleet_autoscaler_metrics_errors_total"
 RESYNC_ROUNDS = "modelfleet_resync_rounds_total"
 RECONCILES = "modelfleet_reconciles_total"  # label outcome: changed|unchanged|error
 KUBE_REQUESTS = "modelfleet_kube_requests_total"  # labels verb, resource
-LEADER = "modelfleet_leader"  # 1 on the leader, 0 on a standby (leader election); absent without it
+LEADER = "modelfleet_leader"  # 1 on the leader, 0 on a standby (leader election)
+# Supervised background loops (supervise.py), label loop: resync | registry | autoscaler | lease.
+LOOP_ROUNDS = "modelfleet_loop_rounds_total"  # rounds finished without an error
+LOOP_ERRORS = "modelfleet_loop_errors_total"  # rounds that raised
+LOOP_LAST_ROUND = "modelfleet_loop_last_round_timestamp_seconds"  # unix time of the last finished round
+KUBE_SECONDS = "modelfleet_kube_request_duration_seconds"  # histogram: one Kubernetes API call
 
 OPERATOR_METRICS = (LLM_INFO, LLM_REPLICAS, LLM_READY_REPLICAS, LLM_DESIRED_REPLICAS, LLM_MIN_REPLICAS,
                     LLM_MAX_REPLICAS, LLM_TARGET_QUEUE, LLM_MAX_NUM_SEQS, LLM_PLANNED_SEQS, LLM_KV_TOKENS,
                     LLM_CONDITION, AUTOSCALER_DESIRED, AUTOSCALER_QUEUE, AUTOSCALER_AVAILABLE, AUTOSCALER_SCALES,
-                    AUTOSCALER_CYCLE, AUTOSCALER_FETCH, RESYNC_ROUNDS, RECONCILES, KUBE_REQUESTS)
+                    AUTOSCALER_CYCLE, AUTOSCALER_FETCH, RESYNC_ROUNDS, RECONCILES, KUBE_REQUESTS, LEADER, LOOP_ROUNDS,
+                    LOOP_ERRORS, LOOP_LAST_ROUND, KUBE_SECONDS)
 
 # -- kube-state-metrics (v2) -------------------------------------------------------------------
 # kube_pod_labels carries the pod label modelfleet.io/deployment only when kube-state-metrics runs with

@@ -185,29 +185,38 @@ def deployment_rows(s: Scope) -> Row:
 def operator_rows(s: Scope) -> Row:
     """The operator's own health."""
     op = s.operator()
+    rounds = f"sum by (loop) (rate({n.LOOP_ROUNDS}{op}[{s.rate}]))"
     return Row("Operator", (
-        Panel("Operator up", "1 while Prometheus scrapes the operator's /metrics.", "short", (
-            Query(f"up{op}", "{{instance}}", "operator"),
-        ), width=6),
+        Panel("Operator up and leader", "1 while Prometheus scrapes each operator replica; leader 1 on the one "
+              "holding the Lease (a standby runs no loops).", "short", (
+                  Query(f"up{op}", "{{instance}} up", "operator"),
+                  Query(f"{n.LEADER}{op}", "{{instance}} leader", "operator"),
+              ), width=6),
         Panel("Reconciles per second", "By outcome; `error` is a reconcile that raised (kopf retries it).",
               "short", (
                   Query(f"sum by (outcome) (rate({n.RECONCILES}{op}[{s.rate}]))", "{{outcome}}", "operator"),
               ), width=6),
-        Panel("Loop rounds per minute", "Resync rounds over every LLMDeployment and autoscaler cycles; a flat "
-              "zero means a loop is stalled.", "short", (
-                  Query(f"sum(rate({n.RESYNC_ROUNDS}{op}[{s.rate}])) * 60", "resync rounds", "operator"),
-                  Query(f"sum(rate({n.AUTOSCALER_CYCLE}_count{op}[{s.rate}])) * 60", "autoscaler cycles",
-                        "operator"),
+        Panel("Loop rounds and errors per minute", "Rounds each background loop finished, and rounds that "
+              "raised (0 when a loop never failed); a flat zero of rounds is a stalled loop.", "short", (
+                  Query(f"{rounds} * 60", "{{loop}} rounds", "operator"),
+                  Query(f"(sum by (loop) (rate({n.LOOP_ERRORS}{op}[{s.rate}])) or {rounds} * 0) * 60",
+                        "{{loop}} errors", "operator"),
               ), width=6),
-        Panel("API latency and load", "p95 of the autoscaler's Prometheus query and of a whole autoscaler "
-              "cycle; Kubernetes API requests per second on the right axis.", "s", (
+        Panel("Seconds since each loop's last round", "On the leader; the operator's /healthz fails when a loop "
+              "is 3 intervals + 30 s behind, the alert fires after 10 minutes.", "s", (
+                  Query(f"time() - {n.LOOP_LAST_ROUND}{op}", "{{loop}} ({{instance}})", "operator"),
+              ), width=6),
+        Panel("API latency and load", "p95 of one Kubernetes API call, of the autoscaler's Prometheus query and "
+              "of a whole autoscaler cycle; Kubernetes API requests per second on the right axis.", "s", (
+                  Query(f"histogram_quantile(0.95, sum by (le) (rate({n.KUBE_SECONDS}_bucket{op}[{s.rate}])))",
+                        "Kubernetes API call p95", "operator"),
                   Query(f"histogram_quantile(0.95, sum by (le) (rate({n.AUTOSCALER_FETCH}_bucket{op}[{s.rate}])))",
                         "Prometheus query p95", "operator"),
                   Query(f"histogram_quantile(0.95, sum by (le) (rate({n.AUTOSCALER_CYCLE}_bucket{op}[{s.rate}])))",
                         "autoscaler cycle p95", "operator"),
                   Query(f"sum(rate({n.KUBE_REQUESTS}{op}[{s.rate}]))", "Kubernetes API requests/s (right axis)",
                         "operator", right_axis=True),
-              ), width=6),
+              ), width=12),
     ))
 
 

@@ -33,6 +33,7 @@ class Thresholds:
     preemptions_for: str = "5m"
     metrics_missing_for: str = "5m"
     operator_down_for: str = "5m"
+    loop_stalled_seconds: str = "600"
     loop_stalled_for: str = "5m"
     runbook_base_url: str = DOCS_URL
 
@@ -163,15 +164,15 @@ def alerts(t: Thresholds | None = None) -> list[Alert]:
         ),
         Alert(
             "ModelfleetOperatorLoopStalled",
-            # A standby (leader election) runs no loops: only the leader, or an operator without election.
-            f'((increase({n.RESYNC_ROUNDS}{job}[10m]) == 0) or label_replace('
-            f'increase({n.AUTOSCALER_CYCLE}_count{job}[5m]) == 0, "loop", "autoscaler", "", "")) '
+            # A standby (leader election) runs only its lease loop: judge the leader's loops.
+            f"(time() - {n.LOOP_LAST_ROUND}{job} > {t.loop_stalled_seconds}) "
             f"unless on(job, instance) ({n.LEADER}{job} == 0)",
             t.loop_stalled_for, "critical",
-            "The modelfleet operator's {{ with $labels.loop }}{{ . }}{{ else }}resync{{ end }} loop is stalled",
-            "The operator on {{ $labels.instance }} answers scrapes but finished no resync round in 10 minutes "
-            "or no autoscaler cycle in 5 minutes.",
-            f"increase({n.RESYNC_ROUNDS}{job}[10m]) or increase({n.AUTOSCALER_CYCLE}_count{job}[5m])", "operator",
+            "The modelfleet operator's {{ $labels.loop }} loop is stalled",
+            "The {{ $labels.loop }} loop of the operator on {{ $labels.instance }} finished no round for "
+            "{{ $value | humanizeDuration }} (its errors: modelfleet_loop_errors_total and the operator's log): "
+            "drift is not repaired, or scaling has stopped.",
+            f"time() - {n.LOOP_LAST_ROUND}{job}", "operator",
         ),
     ]
 
