@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from modelfleet.engines.base import EngineSpecError, MetricNames
 from modelfleet.engines.vllm import args as vllm_args
 from modelfleet.engines.vllm.owned import OWNED_ENV, owned_flags
+from modelfleet.engines.vllm.passthrough import arg_problems
 from modelfleet.engines.vllm.table import FlagTable
 from modelfleet.engines.vllm.table import load as load_table
 from modelfleet.engines.vllm.versions import DEFAULT_VERSION, SUPPORTED_VERSIONS, image_for, version_of_image
@@ -113,7 +114,7 @@ class VLLMEngine:
         return vllm_args.env(spec)
 
     def problems(self, spec: LLMDeploymentSpec) -> list[EngineSpecError]:
-        """Spec values this release's parser would refuse (quantization method, KV-cache dtype)."""
+        """Spec values this release would refuse: quantization method, KV-cache dtype, engine.args."""
         found = []
         checks = (
             ("quantization", "quantization", str(spec.quantization), "none"),
@@ -124,7 +125,7 @@ class VLLMEngine:
             if value != neutral and allowed and value not in allowed:
                 detail = f"this release does not accept it (it accepts: {', '.join(allowed)})"
                 found.append(EngineSpecError(field_path, value, self.version, detail))
-        return found
+        return found + arg_problems(self.table, spec.engine.args)
 
 
 def engine_for(engine_spec: EngineSpec) -> VLLMEngine:
