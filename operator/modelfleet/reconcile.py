@@ -94,7 +94,9 @@ def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None) -
         kind: kube.get_child(kind, llm.namespace, llm.name) for kind in ("Service", "Deployment")
     }
     replicas = desired_replicas(llm, existing["Deployment"])
-    children = render.render(llm, render.RenderChoices(replicas=replicas, max_model_len=fit.max_model_len))
+    weights = fit.report.weights_bytes if fit.report else None
+    choices = render.RenderChoices(replicas=replicas, max_model_len=fit.max_model_len, weights_bytes=weights)
+    children = render.render(llm, choices)
 
     held = fit.verdict.fits is False
     deployment = existing["Deployment"]
