@@ -17,22 +17,32 @@ NOW = 1_800_000_000.0
 
 def llm(enabled: bool = True, rv: str = "1", conditions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
-        "metadata": {"name": "m", "namespace": "n", "resourceVersion": rv},
+        "metadata": {"name": "m", "namespace": "n", "resourceVersion": rv, "uid": "llm-uid"},
         "spec": {"model": {"uri": "hf://a/b"}, "autoscaling": {"enabled": enabled, "maxReplicas": 8}},
         "status": {"conditions": conditions or []},
     }
 
 
-def pod(name: str, ready: bool, unschedulable: bool = False, age: float = 30, ip: str = "10.0.0.1") -> dict[str, Any]:
+def owned_by(uid: str) -> list[dict[str, Any]]:
+    return [{"uid": uid, "controller": True}]
+
+
+def pod(name: str, ready: bool, unschedulable: bool = False, age: float = 30, ip: str = "10.0.0.1",
+        owner: str = "rs-uid") -> dict[str, Any]:
     conds = [{"type": "Ready", "status": "True" if ready else "False"}]
     if unschedulable:
         conds.append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable"})
     created = dt.datetime.fromtimestamp(NOW - age, dt.UTC)
-    return {"metadata": {"name": name, "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ")},
+    return {"metadata": {"name": name, "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                         "ownerReferences": owned_by(owner)},
             "status": {"conditions": conds, "podIP": ip}}
 
 
-DEPLOYMENT = {"spec": {"replicas": 4}, "status": {"readyReplicas": 2}}
+DEPLOYMENT = {"metadata": {"uid": "dep-uid", "ownerReferences": owned_by("llm-uid")},
+              "spec": {"replicas": 4}, "status": {"readyReplicas": 2}}
+# The operator's ReplicaSet, and one a namespace user made with the same labels.
+REPLICASETS = [{"metadata": {"uid": "rs-uid", "ownerReferences": owned_by("dep-uid")}},
+               {"metadata": {"uid": "fake-rs-uid", "ownerReferences": owned_by("fake-dep-uid")}}]
 
 
 @pytest.mark.parametrize(
@@ -41,10 +51,14 @@ DEPLOYMENT = {"spec": {"replicas": 4}, "status": {"readyReplicas": 2}}
         (View(llm(enabled=False), DEPLOYMENT, []), None),
         (View(llm(), None, []), None),
         (View(llm(), DEPLOYMENT, [pod("a", True), pod("b", True), pod("c", False, age=100),
-                                  pod("d", False, unschedulable=True)]),
+                                  pod("d", False, unschedulable=True)], REPLICASETS),
          {"replicas": 4, "ready_replicas": 2, "unschedulable": 1, "unready_seconds": 100.0, "urls": 2}),
+        # Look-alikes: a ready pod of another ReplicaSet, a bare labelled pod, a stuck one: none counts.
+        (View(llm(), DEPLOYMENT, [pod("a", True), pod("x", True, owner="fake-rs-uid"), pod("y", True, owner=""),
+                                  pod("z", False, unschedulable=True, owner="fake-rs-uid")], REPLICASETS),
+         {"replicas": 4, "ready_replicas": 2, "unschedulable": 0, "unready_seconds": None, "urls": 1}),
     ],
-    ids=["disabled", "not-deployed", "mixed-pods"],
+    ids=["disabled", "not-deployed", "mixed-pods", "look-alike-pods"],
 )
 def test_target_for(view: View, expect: dict[str, Any] | None) -> None:
     target = target_for(view, NOW)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from modelfleet import api
 from modelfleet.autoscaler.loop import Target, run_cycle
-from modelfleet.autoscaler.metrics import MetricsSource, PrometheusSource, ScrapeSource
+from modelfleet.autoscaler.metrics import MetricsSource, PrometheusSource, ScrapeSource, scoped_selector
 from modelfleet.kube import Kube, KubeError
 from modelfleet.registry import Registry, View
 
@@ -57,7 +57,8 @@ def target_for(view: View, now: float) -> Target | None:
     if not llm.spec.autoscaling.enabled or view.deployment is None:
         return None
     dep_spec, dep_status = view.deployment.get("spec") or {}, view.deployment.get("status") or {}
-    states = [(pod, _pod_state(pod)) for pod in view.pods]
+    # Only pods our own ReplicaSets made: a look-alike pod with the label must not feed the decision.
+    states = [(pod, _pod_state(pod)) for pod in view.owned_pods()]
     starting = [_parse_time(p["metadata"].get("creationTimestamp")) for p, s in states if s == "starting"]
     ages = [now - t for t in starting if t is not None]
     status = view.llm.get("status") or {}
@@ -162,7 +163,8 @@ def make_source(runtime: Runtime) -> MetricsSource:
     """Prometheus when a URL is set and the mode says so; else scraping pods directly."""
     settings = runtime.settings
     if settings.metrics_mode == "prometheus" and settings.prometheus_url:
-        return PrometheusSource(settings.prometheus_url, timeout=settings.metrics_timeout_seconds, retries=1)
+        return PrometheusSource(settings.prometheus_url, timeout=settings.metrics_timeout_seconds, retries=1,
+                                selector=scoped_selector(settings.prometheus_selector))
     if settings.metrics_mode == "prometheus":
         log.warning("metrics mode is prometheus but no MODELFLEET_PROMETHEUS_URL is set: scraping pods directly")
     return ScrapeSource(timeout=settings.metrics_timeout_seconds)

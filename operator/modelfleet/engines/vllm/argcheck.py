@@ -1,0 +1,168 @@
+"""engine.args against one release's flag table, read the way vLLM's own parser reads them.
+
+vLLM's FlexibleArgumentParser turns `_` into `-` inside a long option, splits `--flag=value`,
+rewrites dotted options (`--compilation-config.level 3`) into JSON, and argparse accepts any
+unambiguous prefix of a long option (`--tensor-par 4`). So only exact spellings of options the
+release defines pass here; anything else — an owned option under any spelling, a prefix, an
+unknown option, a stray value — is refused, naming `spec.engine.args[i]`, the option and the
+field to use instead. Values are walked as argparse consumes them (nargs), so a value that
+looks like an option is caught too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+# argparse treats these as values, not options, when no option looks like a negative number.
+_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
+
+# Destinations refused in engine.args beyond the ones spec fields own (owned.OWNED_DESTS): each
+# could undo a field or a protection without naming an owned option.
+GUARDED_DESTS: dict[str, str] = {
+    "config": "the spec fields (a config file could set any option, owned ones included)",
+    "hf_token": "model.tokenSecretRef (a token in args is visible in the pod spec)",
+    "download_dir": "the cache volume modelfleet mounts (downloads elsewhere escape its size limit)",
+    "uds": "the fixed port 8000 (probes, the Service and scrapes need it)",
+    "allowed_local_media_path": "nothing: API clients could read files of the pod (mounted credentials)",
+}
+
+
+class Option(Protocol):
+    """What the check needs of one option of the release's table (table.Option)."""
+
+    @property
+    def option_strings(self) -> tuple[str, ...]: ...
+    @property
+    def dest(self) -> str: ...
+    @property
+    def takes_value(self) -> bool: ...
+    @property
+    def nargs(self) -> str | None: ...
+
+
+class Table(Protocol):
+    """What the check needs of a release's flag table (table.FlagTable)."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def by_option(self) -> Mapping[str, Option]: ...
+
+
+@dataclass(frozen=True)
+class ArgProblem:
+    """One refused item of engine.args."""
+
+    index: int
+    flag: str
+    detail: str
+
+    @property
+    def field(self) -> str:
+        """The field path, e.g. engine.args[3]."""
+        return f"engine.args[{self.index}]"
+
+    def __str__(self) -> str:
+        return f"spec.{self.field}: {self.flag}: {self.detail}"
+
+
+def normalize(token: str) -> str:
+    """The option part of a token as vLLM reads it: value cut at `=`, `_` -> `-` in a long option."""
+    flag = token.split("=", 1)[0]
+    return "--" + flag[2:].replace("_", "-") if flag.startswith("--") else flag
+
+
+def _is_option(token: str) -> bool:
+    return token.startswith("-") and len(token) > 1 and not _NEGATIVE_NUMBER.match(token)
+
+
+def _value_counts(option: Option) -> tuple[int, int | None]:
+    """(fewest, most) values an option consumes after it; most None = unbounded."""
+    nargs = option.nargs
+    if not option.takes_value or nargs == "0":
+        return 0, 0
+    if nargs is None:
+        return 1, 1
+    if nargs == "?":
+        return 0, 1
+    if nargs == "*":
+        return 0, None
+    if nargs == "+":
+        return 1, None
+    return int(nargs), int(nargs)
+
+
+def _unknown(flag: str, table: Table, owned: Mapping[str, str]) -> str:
+    """Why an option that is not an exact spelling is refused (prefix of an owned one, prefix, unknown)."""
+    if flag.startswith("--"):
+        matches = sorted({o for o in table.by_option if o.startswith(flag)})
+        owned_matches = [o for o in matches if table.by_option[o].dest in owned]
+        if owned_matches:
+            target = owned_matches[0]
+            return (
+                f"abbreviates {target}, which modelfleet sets from spec.{owned[table.by_option[target].dest]}; "
+                "set that field instead"
+            )
+        if matches:
+            return f"is an abbreviation (of {', '.join(matches[:3])}); write the option in full"
+    elif flag[:2] in table.by_option:
+        short = table.by_option[flag[:2]]
+        if short.dest in owned:
+            return f"is {flag[:2]} with a glued value; modelfleet sets it from spec.{owned[short.dest]}"
+        return f"a value glued to {flag[:2]}; write the option and its value as separate items"
+    return f"is not an option of vLLM {table.version} (`vllm serve --help`)"
+
+
+def check(args: Sequence[str], table: Table, owned: Mapping[str, str]) -> list[ArgProblem]:
+    """Every refused item of engine.args; `owned` maps argparse destinations to the field that owns them.
+
+    Messages never repeat a value (it may be a secret someone pasted): only option names.
+    """
+    problems: list[ArgProblem] = []
+    pending: tuple[int, str, int, int | None] | None = None  # (index, option, values still needed, room left)
+    for i, token in enumerate(args):
+        if pending is not None and not _is_option(token) and (pending[3] is None or pending[3] > 0):
+            index, flag, need, room = pending
+            pending = (index, flag, max(0, need - 1), None if room is None else room - 1)
+            continue
+        if pending is not None and pending[2] > 0:
+            follower = normalize(token) if _is_option(token) else "another option"
+            problems.append(ArgProblem(pending[0], pending[1], f"expects a value, but {follower} follows"))
+        pending = None
+        if token == "--":
+            problems.append(ArgProblem(i, token, "ends option parsing; not allowed"))
+        elif not _is_option(token):
+            problems.append(ArgProblem(i, "(a value)", "is a value without an option before it"))
+        else:
+            problem, pending = _check_option(i, token, table, owned)
+            if problem is not None:
+                problems.append(problem)
+    if pending is not None and pending[2] > 0:
+        problems.append(ArgProblem(pending[0], pending[1], "expects a value at the end of engine.args"))
+    return problems
+
+
+def _check_option(
+    i: int, token: str, table: Table, owned: Mapping[str, str]
+) -> tuple[ArgProblem | None, tuple[int, str, int, int | None] | None]:
+    """One option token: its problem, if any, and the values it goes on to consume."""
+    flag = normalize(token)
+    option = table.by_option.get(flag)
+    if option is None:
+        # Whatever follows up to the next option belongs to it: one problem, not one per value.
+        return ArgProblem(i, flag, _unknown(flag, table, {**GUARDED_DESTS, **owned})), (i, flag, 0, None)
+    low, high = _value_counts(option)
+    glued = "=" in token
+    consumes = None if glued or high == 0 else (i, flag, low, high)
+    if option.dest in owned:
+        detail = f"is set by modelfleet from spec.{owned[option.dest]}; set that field instead"
+        return ArgProblem(i, flag, detail), None if consumes is None else (i, flag, 0, high)
+    if option.dest in GUARDED_DESTS:
+        detail = f"is not allowed; use {GUARDED_DESTS[option.dest]}"
+        return ArgProblem(i, flag, detail), None if consumes is None else (i, flag, 0, high)
+    if glued and high == 0:
+        return ArgProblem(i, flag, "is a switch and takes no value"), None
+    return None, consumes
