@@ -72,6 +72,17 @@ def pod_problem(pods: list[dict[str, Any]]) -> tuple[str, str] | None:
     return None
 
 
+def replica_failure(deployment: dict[str, Any] | None) -> tuple[str, str] | None:
+    """Pods the ReplicaSet could not even create (admission refused them: PodSecurity, quota, policy)."""
+    for cond in ((deployment or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            message = f"pods cannot be created: {cond.get('message', '')}"
+            if "PodSecurity" in message:
+                message += "; set spec.podSecurity: restricted to run the pods as a non-root UID"
+            return str(cond.get("reason") or "FailedCreate"), message
+    return None
+
+
 def _rollout(deployment: dict[str, Any]) -> tuple[bool, str, str]:
     """(in progress, reason, message) from a Deployment's status."""
     spec_replicas = deployment.get("spec", {}).get("replicas", 1)
@@ -99,7 +110,7 @@ def compute(
     ready = int(dep_status.get("readyReplicas", 0))
     replicas = int(dep_status.get("replicas", 0))
     conditions = [_cond("Fits", fit.fits, fit.reason, fit.message, generation)]
-    problem = pod_problem(observed.pods)
+    problem = pod_problem(observed.pods) or replica_failure(dep)
 
     if dep is None:
         progressing = _cond(

@@ -89,3 +89,23 @@ def test_gs_credentials_are_a_read_only_file() -> None:
     assert mounts["storage-credentials"]["readOnly"] is True
     path = env_of(p)["GOOGLE_APPLICATION_CREDENTIALS"]
     assert path == mounts["storage-credentials"]["mountPath"] + "/key.json"
+
+
+def test_pods_refused_by_admission_show_up_as_degraded() -> None:
+    from modelfleet import status
+
+    # The Deployment controller's own words when PodSecurity refuses the pods (Kubernetes 1.34).
+    refused = (
+        'pods "m-7d9f" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true '
+        '(pod or container "vllm" must set securityContext.runAsNonRoot=true)'
+    )
+    dep = {
+        "metadata": {"generation": 1},
+        "spec": {"replicas": 1},
+        "status": {"observedGeneration": 1, "conditions": [
+            {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": refused}]},
+    }
+    out = status.compute(1, "http://m", "sel", 1, status.FitVerdict(True, "Fits", ""), status.Observed(dep, []))
+    degraded = next(c for c in out["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"], out["phase"]) == ("True", "FailedCreate", "Degraded")
+    assert "runAsNonRoot" in degraded["message"] and "spec.podSecurity: restricted" in degraded["message"]
