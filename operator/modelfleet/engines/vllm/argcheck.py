@@ -41,6 +41,10 @@ class Option(Protocol):
     def takes_value(self) -> bool: ...
     @property
     def nargs(self) -> str | None: ...
+    @property
+    def type(self) -> str | None: ...
+    @property
+    def choices(self) -> tuple[str, ...] | None: ...
 
 
 class Table(Protocol):
@@ -116,21 +120,55 @@ def _unknown(flag: str, table: Table, owned: Mapping[str, str]) -> str:
     return f"is not an option of vLLM {table.version} (`vllm serve --help`)"
 
 
+def _value_problem(option: Option, value: str) -> str | None:
+    """Why vLLM's parser would refuse a value of this option (by its type and choices), or None."""
+    if option.choices and value not in option.choices:
+        return f"takes one of {', '.join(option.choices[:12])}"
+    converters = {"int": int, "float": float}
+    convert = converters.get(option.type or "")
+    if convert is not None:
+        try:
+            convert(value)
+        except ValueError:
+            return f"takes a number ({option.type})"
+    return None
+
+
+@dataclass
+class _Pending:
+    """An option still consuming the values after it."""
+
+    index: int
+    flag: str
+    option: Option | None  # None: unknown (its values are skipped, not checked)
+    need: int
+    room: int | None  # None: unbounded
+
+    def takes(self, token: str) -> bool:
+        return not _is_option(token) and (self.room is None or self.room > 0)
+
+    def consume(self) -> None:
+        self.need = max(0, self.need - 1)
+        self.room = None if self.room is None else self.room - 1
+
+
 def check(args: Sequence[str], table: Table, owned: Mapping[str, str]) -> list[ArgProblem]:
     """Every refused item of engine.args; `owned` maps argparse destinations to the field that owns them.
 
     Messages never repeat a value (it may be a secret someone pasted): only option names.
     """
     problems: list[ArgProblem] = []
-    pending: tuple[int, str, int, int | None] | None = None  # (index, option, values still needed, room left)
+    pending: _Pending | None = None
     for i, token in enumerate(args):
-        if pending is not None and not _is_option(token) and (pending[3] is None or pending[3] > 0):
-            index, flag, need, room = pending
-            pending = (index, flag, max(0, need - 1), None if room is None else room - 1)
+        if pending is not None and pending.takes(token):
+            pending.consume()
+            why = _value_problem(pending.option, token) if pending.option is not None else None
+            if why:
+                problems.append(ArgProblem(pending.index, pending.flag, f"{why}; the value at engine.args[{i}] is not"))
             continue
-        if pending is not None and pending[2] > 0:
+        if pending is not None and pending.need > 0:
             follower = normalize(token) if _is_option(token) else "another option"
-            problems.append(ArgProblem(pending[0], pending[1], f"expects a value, but {follower} follows"))
+            problems.append(ArgProblem(pending.index, pending.flag, f"expects a value, but {follower} follows"))
         pending = None
         if token == "--":
             problems.append(ArgProblem(i, token, "ends option parsing; not allowed"))
@@ -140,29 +178,32 @@ def check(args: Sequence[str], table: Table, owned: Mapping[str, str]) -> list[A
             problem, pending = _check_option(i, token, table, owned)
             if problem is not None:
                 problems.append(problem)
-    if pending is not None and pending[2] > 0:
-        problems.append(ArgProblem(pending[0], pending[1], "expects a value at the end of engine.args"))
+    if pending is not None and pending.need > 0:
+        problems.append(ArgProblem(pending.index, pending.flag, "expects a value at the end of engine.args"))
     return problems
 
 
 def _check_option(
     i: int, token: str, table: Table, owned: Mapping[str, str]
-) -> tuple[ArgProblem | None, tuple[int, str, int, int | None] | None]:
+) -> tuple[ArgProblem | None, _Pending | None]:
     """One option token: its problem, if any, and the values it goes on to consume."""
     flag = normalize(token)
     option = table.by_option.get(flag)
     if option is None:
         # Whatever follows up to the next option belongs to it: one problem, not one per value.
-        return ArgProblem(i, flag, _unknown(flag, table, {**GUARDED_DESTS, **owned})), (i, flag, 0, None)
+        problem = ArgProblem(i, flag, _unknown(flag, table, {**GUARDED_DESTS, **owned}))
+        return problem, _Pending(i, flag, None, 0, None)
     low, high = _value_counts(option)
     glued = "=" in token
-    consumes = None if glued or high == 0 else (i, flag, low, high)
-    if option.dest in owned:
-        detail = f"is set by modelfleet from spec.{owned[option.dest]}; set that field instead"
-        return ArgProblem(i, flag, detail), None if consumes is None else (i, flag, 0, high)
-    if option.dest in GUARDED_DESTS:
-        detail = f"is not allowed; use {GUARDED_DESTS[option.dest]}"
-        return ArgProblem(i, flag, detail), None if consumes is None else (i, flag, 0, high)
-    if glued and high == 0:
-        return ArgProblem(i, flag, "is a switch and takes no value"), None
-    return None, consumes
+    if option.dest in owned or option.dest in GUARDED_DESTS:
+        if option.dest in owned:
+            detail = f"is set by modelfleet from spec.{owned[option.dest]}; set that field instead"
+        else:
+            detail = f"is not allowed; use {GUARDED_DESTS[option.dest]}"
+        return ArgProblem(i, flag, detail), None if glued or high == 0 else _Pending(i, flag, None, 0, high)
+    if glued:
+        if high == 0:
+            return ArgProblem(i, flag, "is a switch and takes no value"), None
+        why = _value_problem(option, token.split("=", 1)[1])
+        return (ArgProblem(i, flag, why) if why else None), None
+    return None, None if high == 0 else _Pending(i, flag, option, low, high)
