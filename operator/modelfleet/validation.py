@@ -46,8 +46,9 @@ URI_HELP = {
 URI_SCHEME_MESSAGE = "model.uri must start with hf://, pvc://, s3://, gs:// or file:///"
 CREDENTIAL_SCHEMES = ("s3", "gs")
 
-# Control characters never belong in an environment value (NUL cannot even reach a process).
-ENV_VALUE_PATTERN = "^[^\x00-\x08\x0b-\x1f\x7f]*$"
+# Control characters never belong in an environment value (NUL cannot even reach a process). Written
+# as regex escapes: YAML parsers refuse raw control characters in the generated CRD.
+ENV_VALUE_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
 MAX_ENV_VALUE_LENGTH = 32768
 MAX_ENV_ENTRIES = 64
 
@@ -102,7 +103,7 @@ def env_problem(name: str, value: str) -> str | None:
     return None
 
 
-ARG_PATTERN = "^[^\x00-\x1f\x7f]*$"
+ARG_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
 
 def args_cel_rules(owned_flags: list[str]) -> list[dict[str, str]]:
