@@ -7,14 +7,20 @@ from typing import Any
 
 from modelfleet import api
 from modelfleet.planner.errors import PlanInputError
-from modelfleet.planner.fit import plan_spec
 from modelfleet.planner.report import FitReport
+from modelfleet.planner.spec import plan_spec
 from modelfleet.status import FitVerdict
 
 
 @dataclass(frozen=True)
 class FitOutcome:
-    """The verdict for status and the context length to render (None: leave vLLM's default)."""
+    """The verdict for status and the planner's context length when the spec sets none.
+
+    `max_model_len` is the planner's choice for a spec without engine.maxModelLen (None when
+    the spec sets one, or the model's own maximum fits). A vLLM release that can choose by
+    itself (`--max-model-len auto`) should be left to do so: the rendering decides, and the
+    planner's figure stays the estimate shown in status.capacity and the Fits message.
+    """
 
     verdict: FitVerdict
     max_model_len: int | None
@@ -41,7 +47,10 @@ def verdict(report: FitReport) -> FitVerdict:
     if report.fits:
         chosen = ""
         if report.max_model_len_source == "planner":
-            chosen = f"; maxModelLen {report.max_model_len} chosen by the planner (spec.engine.maxModelLen unset)"
+            chosen = (
+                f"; spec.engine.maxModelLen unset: the planner estimates {report.max_model_len} tokens fit "
+                "(vLLM picks the length itself where it can)"
+            )
         message = (
             f"weights {report.weights_gib} GiB, KV cache {report.kv_cache_tokens} tokens = "
             f"{report.max_concurrent_sequences} sequences of {report.max_model_len} tokens per replica{chosen}"

@@ -185,3 +185,38 @@ def test_unknown_flag_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) 
         main(["plan", "--bogus"])
     assert exc.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_explain_speaks_vllms_log_and_matches_a_published_one() -> None:
+    # llm-d/llm-d-benchmark config_explorer/empirical-vllm-memory-results.md, Llama-3.1-8B on an
+    # H100 at 0.9: "Desired GPU utilization: 0.9 (71.26 GiB)", "Model loading took 14.99 GiB",
+    # peak activation 4.76 GiB, "Available KV cache memory: 51.38 GiB".
+    result = run_cli(
+        "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "NVIDIA-H100-80GB-HBM3", "--vllm-version", "0.11.0",
+        "--max-model-len", "16000", "--explain",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Desired GPU memory utilization is (0.9, 71.26 GiB)" in out
+    for term in ("Model loading took", "torch peak memory increase", "non-torch forward increase",
+                 "Available KV cache memory:", "GPU KV cache size:"):  # fmt: skip
+        assert term in out, out
+
+    def gib_after(term: str) -> float:
+        line = next(line for line in out.splitlines() if term in line)
+        return float(line.split(term, 1)[1].split("GiB")[0])
+
+    assert abs(gib_after("Model loading took") - 14.99) <= 0.02 * 14.99
+    assert 4.76 <= gib_after("torch peak memory increase") <= 4.76 * 1.15
+    assert 0.80 * 51.38 <= gib_after("Available KV cache memory:") <= 1.02 * 51.38
+
+
+def test_json_carries_the_per_gpu_breakdown() -> None:
+    result = run_cli(
+        "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "NVIDIA-H100-80GB-HBM3", "--vllm-version", "0.11.0",
+        "--max-model-len", "16000", "-o", "json",
+    )  # fmt: skip
+    per_gpu = json.loads(result.stdout)["per_gpu"]
+    assert per_gpu["vllm_version"] == "0.11.0"
+    assert per_gpu["requested_gib"] == 71.26  # llm-d: "0.9 (71.26 GiB)"
+    assert (per_gpu["max_num_batched_tokens"], per_gpu["max_num_seqs"]) == (8192, 1024)  # vLLM's H100 defaults

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from .arch import ModelArch, kv_cache_bytes_per_token
 from .errors import PlanInputError
-from .fit import plan, plan_spec, tensor_parallel_problem, valid_tensor_parallel_sizes
+from .fit import plan, tensor_parallel_problem, valid_tensor_parallel_sizes
 from .report import JSON_KEYS, FitReport
+from .spec import plan_spec
 
 __all__ = [
     "JSON_KEYS",

@@ -1,9 +1,16 @@
 """`modelfleet plan`: the GPU fit report for LLMDeployment files or explicit flags.
 
-    modelfleet plan -f FILE [-o table|json]
+    modelfleet plan -f FILE [-o table|json] [--explain]
     modelfleet plan (--model-config PATH | --model HF_ID) (--gpu-memory-gib G | --gpu PRODUCT)
                     [--gpus N] [--quantization Q] [--max-model-len L]
-                    [--gpu-memory-utilization U] [--kv-cache-dtype D] [--max-num-seqs S] [-o table|json]
+                    [--gpu-memory-utilization U] [--kv-cache-dtype D] [--max-num-seqs S]
+                    [--vllm-version V] [-o table|json] [--explain]
+
+--explain prints, per GPU, what vLLM's start-up profiling would log for the plan ("Model
+loading took", "torch peak memory increase", "non-torch forward increase", "Available KV
+cache memory", "GPU KV cache size"), to hold against a real log; JSON output always carries
+it under "per_gpu". The vLLM version comes from spec.engine.image's tag (-f) or
+--vllm-version (default: the release the operator renders).
 
 FILE holds one or more YAML documents (`-` reads stdin); documents of other kinds are
 skipped. JSON output is one object for one deployment (or for flags) and a list, in file
@@ -29,10 +36,11 @@ from modelfleet.loading import InputError, load_llm_deployments
 from . import catalog
 from .arch import ModelArch
 from .errors import PlanInputError
-from .fit import plan, plan_spec
+from .fit import plan
 from .gpus import GPUS, lookup_gpu
 from .hfconfig import load_config
-from .report import FitReport, format_table
+from .report import FitReport, format_explain, format_table
+from .spec import plan_spec
 
 PROG = "modelfleet plan"
 CLI_SUGGESTIONS = ("fp8", "awq", "gguf-q4_k_m")
@@ -65,8 +73,12 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--max-model-len", metavar="L", help="context length; default: the largest that fits")
     p.add_argument("--gpu-memory-utilization", default="0.9", metavar="U", help="vLLM budget share, in (0, 1]")
     p.add_argument("--kv-cache-dtype", default="auto", metavar="D", help="auto|fp8|fp8_e4m3|fp8_e5m2")
-    p.add_argument("--max-num-seqs", default="256", metavar="S", help="vLLM --max-num-seqs (default 256)")
+    p.add_argument("--max-num-seqs", metavar="S", help="vLLM --max-num-seqs (default: vLLM's for the GPU)")
     p.add_argument("--max-num-batched-tokens", metavar="T", help="vLLM --max-num-batched-tokens (default: vLLM's)")
+    p.add_argument("--vllm-version", metavar="V", help="vLLM release to model, e.g. 0.10.1 (default: the operator's)")
+    p.add_argument(
+        "--explain", action="store_true", help="per-GPU memory breakdown in the terms of vLLM's start-up log"
+    )
     p.set_defaults(func=handle)
 
 
@@ -103,31 +115,31 @@ def _arch_from_flags(args: argparse.Namespace) -> ModelArch:
     return arch
 
 
-def _memory_from_flags(args: argparse.Namespace) -> float:
+def _memory_from_flags(args: argparse.Namespace) -> tuple[float, str | None]:
     if args.gpu_memory_gib is not None and args.gpu is not None:
         raise PlanInputError("give only one of --gpu-memory-gib and --gpu")
     if args.gpu_memory_gib is not None:
         memory = _float_flag("--gpu-memory-gib", args.gpu_memory_gib)
         if memory <= 0:
             raise PlanInputError(f"--gpu-memory-gib must be > 0, got {args.gpu_memory_gib}")
-        return memory
+        return memory, None
     if args.gpu is None:
         raise PlanInputError("give --gpu-memory-gib G or --gpu PRODUCT")
     gpu = lookup_gpu(args.gpu)
     if gpu is None:
         raise PlanInputError(f"unknown GPU {args.gpu!r}; use --gpu-memory-gib, or one of: {', '.join(GPUS)}")
-    return gpu.memory_gib
+    return gpu.memory_gib, gpu.product
 
 
 def _plan_flags(args: argparse.Namespace) -> FitReport:
     arch = _arch_from_flags(args)
-    memory = _memory_from_flags(args)
+    memory, product = _memory_from_flags(args)
     gpus = _int_flag("--gpus", args.gpus)
     utilization = _float_flag("--gpu-memory-utilization", args.gpu_memory_utilization)
     if not 0 < utilization <= 1:
         raise PlanInputError(f"--gpu-memory-utilization must be in (0, 1], got {args.gpu_memory_utilization}")
     max_num_seqs = _int_flag("--max-num-seqs", args.max_num_seqs)
-    assert gpus is not None and max_num_seqs is not None
+    assert gpus is not None
     return plan(
         arch,
         quantization=args.quantization,
@@ -139,6 +151,8 @@ def _plan_flags(args: argparse.Namespace) -> FitReport:
         max_num_seqs=max_num_seqs,
         max_num_batched_tokens=_int_flag("--max-num-batched-tokens", args.max_num_batched_tokens),
         quantization_candidates=CLI_SUGGESTIONS,
+        vllm_version=args.vllm_version,
+        gpu_product=product,
     )
 
 
@@ -156,6 +170,8 @@ def _run(args: argparse.Namespace) -> list[tuple[str, dict[str, str], FitReport]
     if args.filename:
         if args.model_config or args.model:
             raise PlanInputError("give either -f FILE or --model-config/--model, not both")
+        if args.vllm_version:
+            raise PlanInputError("--vllm-version applies to flags; with -f the version is spec.engine.image's tag")
         return [
             (d.name, {"name": d.name, "namespace": d.namespace}, plan_spec(d.spec))
             for d in load_deployments(args.filename)
@@ -177,6 +193,9 @@ def handle(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         sys.stdout.write(format_table([(name, report) for name, _, report in results]))
+        if args.explain:
+            for name, _, report in results:
+                sys.stdout.write("\n" + format_explain(name, report))
     return 1 if any(report.fits is False for _, _, report in results) else 0
 
 

@@ -2,54 +2,64 @@
 
     weights        = parameters x bytes per parameter (quant.py)
     KV per token   = 2 x layers x KV heads x head dim x bytes per element (whole model)
-    usable         = gpus x memory GiB x utilization - weights - runtime reserve (reserve.py)
-    KV tokens      = usable per GPU // KV bytes per token per GPU, in whole 16-token blocks
+    per GPU        = vLLM's start-up profile for the vLLM version (engines/vllm/memory.py):
+                     CUDA total x utilization - weights - activation peak - non-torch
+                     [- CUDA graphs], in whole KV blocks
     concurrency    = KV tokens // max_model_len
+
+The estimate for a tensor-parallel size is never above the estimate for any larger valid
+size (the extra NCCL and all-reduce memory of TP > 1 must not make more GPUs look worse
+than fewer: the smaller size is lowered to match, which only makes it more cautious).
 
 Fit rules, each one a way vLLM refuses to start:
 * the tensor-parallel size (= gpus) divides the attention heads, and divides or is a
   multiple of the KV heads;
 * weights + runtime reserve fit inside the budget (usable > 0);
 * the KV cache holds at least one sequence of max_model_len tokens, and max_model_len does
-  not exceed the model's maximum context.
+  not exceed the model's maximum context. The estimate may be up to `OPTIMISM_MARGIN` above
+  what vLLM finds (tests/planner/test_calibration.py), so a sequence must fit with that
+  margin to spare: the verdict errs on the side of refusing.
 
 When max_model_len is not given: the model's maximum context when the KV cache holds one
 such sequence (source "model-default", what vLLM would use by itself); otherwise the largest
-length that fits, rounded down to a multiple of 256 (source "planner"). Rounding keeps the
-choice stable while the estimate moves by a few tokens and is a whole number of vLLM's
-16-token blocks. Below 2048 tokens the planner does not choose for you: the report says it
-does not fit and a shorter explicit maxModelLen is the way to accept that. A model whose
-maximum context is unknown is capped at 32768 tokens.
+length that fits with the margin, rounded down to a multiple of 256 (source "planner").
+Rounding keeps the choice stable while the estimate moves by a few tokens and is a whole
+number of vLLM's 16-token blocks. Below 2048 tokens the planner does not choose for you: the
+report says it does not fit and a shorter explicit maxModelLen is the way to accept that. A
+model whose maximum context is unknown is capped at 32768 tokens.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
-from modelfleet.api import Architecture, LLMDeploymentSpec
+from modelfleet.api import Architecture
+from modelfleet.engines.vllm import memory as vllm_memory
 
-from . import catalog
 from .arch import ModelArch, from_api, kv_cache_bytes_per_token, kv_cache_bytes_per_token_per_gpu
 from .errors import PlanInputError
-from .gpus import lookup_gpu
 from .quant import (
-    DEFAULT_GGUF_TYPE,
     SPEC_SUGGESTIONS,
     QuantScheme,
-    gguf_type_from_uri,
     kv_bytes_per_element,
     resolve_quantization,
     weights_bytes,
 )
 from .report import GIB, FitReport
-from .reserve import default_max_num_batched_tokens, runtime_reserve_per_gpu
 
 MAX_GPUS = 16
 BLOCK_SIZE = 16
 MAX_MODEL_LEN_ALIGN = 256
 MIN_AUTO_MAX_MODEL_LEN = 2048
 UNKNOWN_CONTEXT_CAP = 32768
+# Largest share by which the planner's KV estimate may exceed vLLM's (the calibration bound).
+OPTIMISM_MARGIN = 0.02
+# Vocabulary assumed when the source gives none (a bare spec.model.architecture): the sampler's
+# share of vLLM's profile grows with it, so the largest common one (Gemma 3's 262,144; Llama 4
+# and gpt-oss use ~201K, Qwen 152K, Llama 3 128K) keeps the estimate from being optimistic.
+ASSUMED_VOCAB = 262144
 
 
 def tensor_parallel_problem(arch: ModelArch, tp: int) -> str | None:
@@ -87,8 +97,11 @@ class _Inputs:
     kv_bpe: int
     gpu_memory_gib: float
     utilization: float
-    max_num_seqs: int
-    max_num_batched_tokens: int
+    max_num_seqs: int | None
+    max_num_batched_tokens: int | None
+    version: vllm_memory.Version
+    gpu_product: str | None
+    max_model_len: int | None
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,7 @@ class _Capacity:
     reserve: int
     usable: int
     kv_tokens: int
+    memory: vllm_memory.MemoryEstimate
 
 
 @dataclass(frozen=True)
@@ -107,13 +121,40 @@ class _Decision:
     largest_len: int  # largest max_model_len that fits (multiple of 256), 0 when none
 
 
+def _shape(arch: ModelArch) -> vllm_memory.ModelShape:
+    return vllm_memory.ModelShape(
+        num_layers=arch.num_layers,
+        hidden_size=arch.effective_hidden_size,
+        intermediate_size=arch.effective_intermediate_size,
+        vocab_size=arch.vocab_size or ASSUMED_VOCAB,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _estimate(inp: _Inputs, tp: int) -> vllm_memory.MemoryEstimate:
+    """vLLM's start-up memory on one of `tp` GPUs (cached: the TP search asks for each size often)."""
+    return vllm_memory.estimate(
+        version=inp.version,
+        shape=_shape(inp.arch),
+        tp=tp,
+        gpu_memory_gib=inp.gpu_memory_gib,
+        gpu_product=inp.gpu_product,
+        utilization=inp.utilization,
+        weights_per_gpu=-(-inp.weights // tp),
+        kv_bytes_per_token_per_gpu=kv_cache_bytes_per_token_per_gpu(inp.arch, inp.kv_bpe, tp),
+        max_model_len=inp.max_model_len,
+        max_num_seqs=inp.max_num_seqs,
+        max_num_batched_tokens=inp.max_num_batched_tokens,
+    )
+
+
 def _capacity(inp: _Inputs, tp: int) -> _Capacity:
-    budget = int(tp * inp.gpu_memory_gib * GIB * inp.utilization)
-    reserve = tp * runtime_reserve_per_gpu(inp.arch, tp, inp.utilization, inp.max_num_seqs, inp.max_num_batched_tokens)
-    usable = budget - inp.weights - reserve
-    per_token = kv_cache_bytes_per_token_per_gpu(inp.arch, inp.kv_bpe, tp)
-    tokens = (usable // tp) // per_token // BLOCK_SIZE * BLOCK_SIZE if usable > 0 else 0
-    return _Capacity(reserve=reserve, usable=usable, kv_tokens=tokens)
+    own = _estimate(inp, tp)
+    # Never above a larger valid TP size's figure (see the module docstring).
+    larger = [_estimate(inp, t) for t in valid_tensor_parallel_sizes(inp.arch, max(MAX_GPUS, tp)) if t > tp]
+    kv_tokens = min([own.kv_tokens, *(e.kv_tokens for e in larger)])
+    available = min([own.available_kv, *(e.available_kv for e in larger)])
+    return _Capacity(reserve=tp * own.reserve, usable=tp * available, kv_tokens=kv_tokens, memory=own)
 
 
 def _decide(inp: _Inputs, tp: int, cap: _Capacity, max_model_len: int | None) -> _Decision:
@@ -122,26 +163,29 @@ def _decide(inp: _Inputs, tp: int, cap: _Capacity, max_model_len: int | None) ->
     if tp_problem:
         reasons.append(tp_problem)
     if cap.usable <= 0:
-        budget = tp * inp.gpu_memory_gib * inp.utilization
+        budget = tp * cap.memory.requested / GIB
+        cuda = cap.memory.cuda_total / GIB
         reasons.append(
             f"weights ({inp.weights / GIB:.1f} GiB) + runtime reserve ({cap.reserve / GIB:.1f} GiB) exceed the "
-            f"vLLM budget of {tp} x {inp.gpu_memory_gib:g} GiB x {inp.utilization:g} = {budget:.1f} GiB"
+            f"vLLM budget of {tp} x {cuda:.2f} GiB (CUDA-visible) x {inp.utilization:g} = {budget:.1f} GiB"
         )
-    largest = cap.kv_tokens // MAX_MODEL_LEN_ALIGN * MAX_MODEL_LEN_ALIGN
+    safe = _safe_tokens(cap.kv_tokens)
+    largest = safe // MAX_MODEL_LEN_ALIGN * MAX_MODEL_LEN_ALIGN
     max_pos = inp.arch.max_position_embeddings
     if max_model_len is not None:
         if max_pos is not None and max_model_len > max_pos:
             reasons.append(
                 f"maxModelLen {max_model_len} exceeds the model's maximum context of {max_pos} tokens; vLLM refuses it"
             )
-        if cap.usable > 0 and cap.kv_tokens < max_model_len:
+        if cap.usable > 0 and safe < max_model_len:
             reasons.append(
-                f"KV cache room for {cap.kv_tokens} tokens is less than one sequence of maxModelLen "
-                f"{max_model_len}; vLLM refuses to start (largest that fits: {largest})"
+                f"KV cache room for {cap.kv_tokens} tokens (with the planner's {OPTIMISM_MARGIN:.0%} margin: "
+                f"{safe}) is less than one sequence of maxModelLen {max_model_len}; vLLM would refuse to start "
+                f"(largest that fits: {largest})"
             )
         return _Decision(not reasons, max_model_len, "spec", tuple(reasons), largest)
     cap_len = max_pos or UNKNOWN_CONTEXT_CAP
-    if cap.kv_tokens >= cap_len:
+    if safe >= cap_len:
         return _Decision(not reasons, cap_len, "model-default" if max_pos else "planner", tuple(reasons), largest)
     floor = min(MIN_AUTO_MAX_MODEL_LEN, cap_len)
     if largest >= floor:
@@ -154,13 +198,18 @@ def _decide(inp: _Inputs, tp: int, cap: _Capacity, max_model_len: int | None) ->
     return _Decision(False, cap_len, "model-default" if max_pos else "planner", tuple(reasons), largest)
 
 
+def _safe_tokens(kv_tokens: int) -> int:
+    """KV tokens vLLM finds at least, given the estimate may be OPTIMISM_MARGIN too high."""
+    return math.floor(kv_tokens / (1 + OPTIMISM_MARGIN))
+
+
 def _evaluate(inp: _Inputs, tp: int, max_model_len: int | None) -> tuple[_Capacity, _Decision]:
     cap = _capacity(inp, tp)
     return cap, _decide(inp, tp, cap, max_model_len)
 
 
 def _check_inputs(
-    gpus: int, gpu_memory_gib: float | None, utilization: float, max_model_len: int | None, max_num_seqs: int
+    gpus: int, gpu_memory_gib: float | None, utilization: float, max_model_len: int | None, max_num_seqs: int | None
 ) -> None:
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
         raise PlanInputError(f"GPU count must be a whole number >= 1, got {gpus!r}")
@@ -170,7 +219,7 @@ def _check_inputs(
         raise PlanInputError(f"GPU memory utilization must be in (0, 1], got {utilization!r}")
     if max_model_len is not None and (isinstance(max_model_len, bool) or max_model_len < 1):
         raise PlanInputError(f"max model len must be >= 1, got {max_model_len!r}")
-    if max_num_seqs < 1:
+    if max_num_seqs is not None and max_num_seqs < 1:
         raise PlanInputError(f"max num seqs must be >= 1, got {max_num_seqs!r}")
 
 
@@ -182,19 +231,28 @@ def plan(
     gpu_memory_utilization: float = 0.9,
     max_model_len: int | None = None,
     kv_cache_dtype: str = "auto",
-    max_num_seqs: int = 256,
+    max_num_seqs: int | None = None,
     *,
     max_num_batched_tokens: int | None = None,
     quantization_candidates: tuple[str, ...] = SPEC_SUGGESTIONS,
+    vllm_version: str | None = None,
+    gpu_product: str | None = None,
 ) -> FitReport:
     """Plan one replica of `gpus` GPUs (tensor parallel) with `gpu_memory_gib` each.
 
+    `gpu_memory_gib` is the nvidia-smi total of one GPU; `max_num_seqs` and
+    `max_num_batched_tokens` default to what `vllm_version` (default: the release the operator
+    renders) picks for the GPU (`gpu_product`, e.g. NVIDIA-A100-SXM4-80GB, matters to it).
     With `gpu_memory_gib` None the report has the weights, the KV bytes per token and the
     tensor-parallel check, and `fits` is None unless the TP size alone rules it out.
     Raises `PlanInputError` for bad numbers or an unknown quantization / KV dtype.
     """
     if isinstance(arch, Architecture):
         arch = from_api(arch)
+    try:
+        version = vllm_memory.parse_version(vllm_version)
+    except ValueError as exc:
+        raise PlanInputError(str(exc)) from None
     _check_inputs(gpus, gpu_memory_gib, gpu_memory_utilization, max_model_len, max_num_seqs)
     scheme = resolve_quantization(quantization)
     kv_bpe = kv_bytes_per_element(kv_cache_dtype)
@@ -208,6 +266,7 @@ def plan(
         "kv_cache_dtype": kv_cache_dtype,
         "model": arch.name,
         "max_num_seqs": max_num_seqs,
+        "vllm_version": str(version),
     }
     if gpu_memory_gib is None:
         problem = tensor_parallel_problem(arch, gpus)
@@ -231,7 +290,10 @@ def plan(
         gpu_memory_gib=gpu_memory_gib,
         utilization=gpu_memory_utilization,
         max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=max_num_batched_tokens or default_max_num_batched_tokens(gpu_memory_gib),
+        max_num_batched_tokens=max_num_batched_tokens,
+        version=version,
+        gpu_product=gpu_product,
+        max_model_len=max_model_len,
     )
     cap, decision = _evaluate(inp, gpus, max_model_len)
     limit = max(MAX_GPUS, gpus)
@@ -253,7 +315,8 @@ def plan(
         runtime_reserve_bytes=cap.reserve,
         usable_bytes=cap.usable,
         gpu_memory_gib=gpu_memory_gib,
-        **common,  # type: ignore[arg-type]
+        memory=cap.memory,
+        **{**common, "max_num_seqs": cap.memory.max_num_seqs},  # type: ignore[arg-type]
     )
 
 
@@ -286,91 +349,7 @@ def _suggest(
     return None
 
 
-def _spec_arch(spec: LLMDeploymentSpec) -> ModelArch | None:
-    """spec.model.architecture, completed from the catalog when it is the same shape; else the catalog."""
-    known = catalog.lookup(spec.model.uri)
-    given = spec.model.architecture
-    if given is None:
-        return known
-    arch = from_api(given, name=catalog.resolve_id(spec.model.uri) or spec.model.uri)
-    same_shape = known is not None and (
-        (known.num_layers, known.num_attention_heads, known.num_key_value_heads, known.head_dim)
-        == (arch.num_layers, arch.num_attention_heads, arch.num_key_value_heads, arch.head_dim)
-    )
-    if known is not None and same_shape:
-        arch = replace(
-            known,
-            parameters=arch.parameters,
-            max_position_embeddings=arch.max_position_embeddings or known.max_position_embeddings,
-        )
-    return arch
+# plan_spec lived here before planner/spec.py; callers of the old path keep working.
+from .spec import plan_spec  # noqa: E402
 
-
-def spec_quantization(spec: LLMDeploymentSpec) -> str:
-    """The planner's quantization name for a spec (gguf: the type in the uri, else Q4_K_M)."""
-    quantization = str(spec.quantization)
-    if quantization == "gguf":
-        return f"gguf-{gguf_type_from_uri(spec.model.uri) or DEFAULT_GGUF_TYPE}"
-    return quantization
-
-
-def plan_spec(spec: LLMDeploymentSpec) -> FitReport:
-    """The fit report for an LLMDeployment spec.
-
-    Architecture: spec.model.architecture, else the catalog (by the hf:// uri). GPU memory:
-    spec.gpu.memoryGiB, else the GPU table (by spec.gpu.product). When either is unknown the
-    report has `fits=None` and a reason that says what to set.
-    """
-    arch = _spec_arch(spec)
-    memory = spec.gpu.memory_gi_b
-    missing: list[str] = []
-    if memory is None:
-        product = spec.gpu.product
-        gpu = lookup_gpu(product) if product else None
-        if gpu is not None:
-            memory = gpu.memory_gib
-        elif product:
-            missing.append(
-                f"GPU memory unknown: gpu.product {product!r} is not in the planner's GPU table; set gpu.memoryGiB"
-            )
-        else:
-            missing.append("GPU memory unknown: set gpu.product (e.g. NVIDIA-H100-80GB-HBM3) or gpu.memoryGiB")
-    engine = spec.engine
-    if arch is None:
-        missing.insert(
-            0,
-            f"model architecture unknown: {spec.model.uri} is not in the built-in catalog; set "
-            "model.architecture (numLayers, numAttentionHeads, numKeyValueHeads, headDim, parameters, "
-            "maxPositionEmbeddings)",
-        )
-        return FitReport(
-            weights_bytes=None,
-            kv_cache_bytes_per_token=None,
-            kv_cache_tokens=None,
-            max_concurrent_sequences=None,
-            min_tensor_parallel_size=None,
-            fits=None,
-            reasons=missing,
-            max_model_len=engine.max_model_len,
-            max_model_len_source="spec" if engine.max_model_len is not None else None,
-            tensor_parallel_size=spec.gpu.count,
-            gpu_memory_gib=memory,
-            gpu_memory_utilization=engine.gpu_memory_utilization,
-            quantization=spec_quantization(spec),
-            kv_cache_dtype=str(engine.kv_cache_dtype),
-            model=spec.model.uri,
-            max_num_seqs=engine.max_num_seqs,
-        )
-    report = plan(
-        arch,
-        quantization=spec_quantization(spec),
-        gpu_memory_gib=memory,
-        gpus=spec.gpu.count,
-        gpu_memory_utilization=engine.gpu_memory_utilization,
-        max_model_len=engine.max_model_len,
-        kv_cache_dtype=str(engine.kv_cache_dtype),
-        max_num_seqs=engine.max_num_seqs,
-    )
-    if missing:
-        report = replace(report, reasons=[*report.reasons, *missing])
-    return report
+__all__ = ["plan", "plan_spec", "tensor_parallel_problem", "valid_tensor_parallel_sizes"]

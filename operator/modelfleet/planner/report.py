@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelfleet.engines.vllm.memory import MemoryEstimate
+
 GIB = 1024**3
 
 # Keys other tools read (the issue fixes them); to_json adds more after these.
@@ -46,6 +48,9 @@ class FitReport:
     kv_cache_dtype: str = "auto"
     model: str = ""
     max_num_seqs: int | None = None
+    vllm_version: str | None = None
+    # One GPU's start-up memory as vLLM would log it (None when GPU memory is unknown).
+    memory: MemoryEstimate | None = None
 
     @property
     def weights_gib(self) -> float | None:
@@ -83,7 +88,72 @@ class FitReport:
             "quantization": self.quantization,
             "kv_cache_dtype": self.kv_cache_dtype,
             "model": self.model,
+            "vllm_version": self.vllm_version,
+            "per_gpu": None if self.memory is None else memory_json(self.memory),
         }
+
+
+def memory_json(est: MemoryEstimate) -> dict[str, Any]:
+    """One GPU's breakdown in GiB (2 decimals, as vLLM logs them) plus the KV tokens."""
+
+    def gib(value: int) -> float:
+        return round(value / GIB, 2)
+
+    return {
+        "vllm_version": est.version,
+        "cuda_total_gib": gib(est.cuda_total),
+        "requested_gib": gib(est.requested),
+        "weights_gib": gib(est.weights),
+        "activation_peak_gib": gib(est.activation_peak),
+        "non_torch_gib": gib(est.non_torch),
+        "cuda_graphs_gib": gib(est.cuda_graphs),
+        "cuda_graphs_in_budget": est.cuda_graphs_in_budget,
+        "available_kv_cache_gib": gib(est.available_kv),
+        "kv_cache_tokens": est.kv_tokens,
+        "block_size": est.block_size,
+        "max_num_batched_tokens": est.max_num_batched_tokens,
+        "max_num_seqs": est.max_num_seqs,
+    }
+
+
+def format_explain(name: str, r: FitReport) -> str:
+    """The per-GPU breakdown in the words of vLLM's start-up log, to hold against a real one."""
+    est = r.memory
+    if est is None:
+        return f"{name}: no breakdown (GPU memory or model architecture unknown)\n"
+
+    def gib(value: int) -> str:
+        return f"{value / GIB:.2f} GiB"
+
+    graphs = (
+        f"Estimated CUDA graph memory: {gib(est.cuda_graphs)} total   (subtracted from the budget, vLLM >= 0.21)"
+        if est.cuda_graphs_in_budget
+        else f"Graph capturing ... took {gib(est.cuda_graphs)}   (after the KV cache, from the "
+        "(1 - utilization) headroom: not in the budget)"
+    )
+    lines = [
+        f"{name}: per GPU (tensor-parallel size {r.tensor_parallel_size}), as vLLM {est.version} would log it",
+        f"  total GPU memory (CUDA)                {gib(est.cuda_total)}",
+        f"  Desired GPU memory utilization is ({r.gpu_memory_utilization:g}, {gib(est.requested)})",
+        f"  Model loading took                     {gib(est.weights)}",
+        f"  torch peak memory increase             {gib(est.activation_peak)}   (profile: "
+        f"{est.max_num_batched_tokens} tokens, {est.max_num_seqs} sequences through the sampler)",
+        f"  non-torch forward increase             {gib(est.non_torch)}",
+        f"  {graphs}",
+        f"  Available KV cache memory:             {gib(est.available_kv)}",
+        f"  GPU KV cache size:                     {est.kv_tokens:,} tokens   (whole {est.block_size}-token blocks)",
+    ]
+    if r.kv_cache_tokens is not None and r.kv_cache_tokens != est.kv_tokens:
+        lines.append(
+            f"  planner KV tokens:                     {r.kv_cache_tokens:,}   (capped at a larger tensor-parallel "
+            "size's figure: more GPUs never plan less)"
+        )
+    if r.max_model_len and r.kv_cache_tokens is not None:
+        lines.append(
+            f"  Maximum concurrency for {r.max_model_len:,} tokens per request: "
+            f"{r.kv_cache_tokens / r.max_model_len:.2f}x"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _gib(value: int | None) -> str:
