@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools generate check-generated crd-compat lint unit e2e test demo demo-down cluster-up cluster-down bench clean
+.PHONY: help venv tools vllm-venv vllm-table generate check-generated crd-compat lint unit e2e test demo demo-down cluster-up cluster-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -19,6 +19,17 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP) ## create .venv with the package and its dev tools
+
+# vLLM releases modelfleet renders for (read from the engine package, the one place they are listed).
+VLLM_VERSIONS := $(shell sed -n 's/^SUPPORTED_VERSIONS[^=]*= *(\(.*\))/\1/p' operator/modelfleet/engines/vllm/versions.py | tr -d '",')
+VLLM_DATA := operator/modelfleet/engines/vllm/data
+
+vllm-venv: ## build the cached virtualenvs with each supported vllm (~8 GB each; minutes cold, instant warm)
+	@for v in $(VLLM_VERSIONS); do scripts/vllm_venv.sh $$v >/dev/null; done
+
+vllm-table: ## regenerate the flag/metric table of one vLLM release: make vllm-table VERSION=x.y.z
+	@test -n "$(VERSION)" || { echo "usage: make vllm-table VERSION=x.y.z" >&2; exit 2; }
+	@dir=$$(scripts/vllm_venv.sh $(VERSION)) && $$dir/bin/python scripts/vllm_table.py --write $(VLLM_DATA)
 
 tools: ## build and cache Kubernetes, etcd, KWOK and Helm (first run ~5 min), install Prometheus
 	e2e/cluster build
@@ -44,7 +55,7 @@ unit: venv ## the fast unit tests (no cluster)
 e2e: venv tools ## integration and end-to-end tests on the local cluster
 	$(BIN)/pytest e2e $(PYTEST_ARGS)
 
-test: venv tools lint ## every test: lint, unit, integration and e2e on the local cluster
+test: venv tools vllm-venv lint ## every test: lint, unit, integration and e2e on the local cluster
 	$(BIN)/pytest tests e2e $(PYTEST_ARGS)
 
 demo: venv tools ## local cluster + CRD + operator + an example LLMDeployment reaching Ready

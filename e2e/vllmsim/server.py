@@ -1,13 +1,15 @@
 """vllmsim: a small fake vLLM OpenAI server that stands in for GPU pods in tests.
 
     python e2e/vllmsim/server.py --port 8000 --model llama-8b --max-num-seqs 4 \
-        --tokens-per-second 50 [--ttft 0.1] [--api-key KEY] [--old-metric-names]
+        --tokens-per-second 50 [--ttft 0.1] [--api-key KEY] [--vllm-version X.Y.Z] [--old-metric-names]
 
 Each completion request occupies one of ``--max-num-seqs`` slots for
 ``ttft + max_tokens / tokens_per_second`` seconds; requests beyond that wait in a FIFO queue,
-exactly what ``vllm:num_requests_waiting`` counts in vLLM. ``/metrics`` uses vLLM's metric names
-and labels (``model_name``, and ``engine`` as vLLM V1 adds it); ``--old-metric-names`` emits
-``vllm:gpu_cache_usage_perc`` instead of ``vllm:kv_cache_usage_perc`` (vLLM < 0.10).
+exactly what ``vllm:num_requests_waiting`` counts in vLLM. ``/metrics`` uses the metric names of
+the chosen vLLM release, from the same generated table the operator reads
+(``modelfleet.engines.vllm``), and vLLM's labels (``model_name``, and ``engine`` as vLLM V1 adds
+it); ``--old-metric-names`` emits the deprecated KV-usage name (``vllm:gpu_cache_usage_perc``, which
+vLLM 0.11 exports with ``--show-hidden-metrics-for-version=0.10``) instead of the current one.
 KV-cache usage is simulated as running / max-num-seqs. With ``--api-key``, ``/v1`` needs
 ``Authorization: Bearer KEY``; ``/health`` and ``/metrics`` never do (probes and Prometheus).
 
@@ -27,6 +29,11 @@ from typing import Any
 
 from aiohttp import web
 
+from modelfleet.engines import vllm as vllm_engine
+
+# Counters the simulator exports besides the scheduler gauges (names without `_total`).
+SUCCESS, PROMPT_TOKENS, GENERATION_TOKENS = "vllm:request_success", "vllm:prompt_tokens", "vllm:generation_tokens"
+
 
 @dataclass
 class Engine:
@@ -37,6 +44,7 @@ class Engine:
     tokens_per_second: float
     ttft: float = 0.0
     old_metric_names: bool = False
+    vllm_version: str = vllm_engine.DEFAULT_VERSION
     running: int = 0
     queue: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
     success: int = 0
@@ -78,26 +86,31 @@ class Engine:
         waiting = len(self.queue)
         kv = self.running / self.max_num_seqs
         lbl = f'engine="0",model_name="{self.model}"'
-        kv_name = "vllm:gpu_cache_usage_perc" if self.old_metric_names else "vllm:kv_cache_usage_perc"
+        names = vllm_engine.metric_names(self.vllm_version)
+        table = vllm_engine.flag_table(self.vllm_version)
+        for counter in (SUCCESS, PROMPT_TOKENS, GENERATION_TOKENS):
+            if not table.has_metric(counter):
+                raise RuntimeError(f"vLLM {self.vllm_version} has no {counter}: update the simulator")
+        kv_name = vllm_engine.role_names("kv_cache_usage")[-1] if self.old_metric_names else names.kv_cache_usage
         lines = [
-            "# HELP vllm:num_requests_running Number of requests in model execution batches.",
-            "# TYPE vllm:num_requests_running gauge",
-            f"vllm:num_requests_running{{{lbl}}} {float(self.running)}",
-            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
-            "# TYPE vllm:num_requests_waiting gauge",
-            f"vllm:num_requests_waiting{{{lbl}}} {float(waiting)}",
+            f"# HELP {names.running} Number of requests in model execution batches.",
+            f"# TYPE {names.running} gauge",
+            f"{names.running}{{{lbl}}} {float(self.running)}",
+            f"# HELP {names.waiting} Number of requests waiting to be processed.",
+            f"# TYPE {names.waiting} gauge",
+            f"{names.waiting}{{{lbl}}} {float(waiting)}",
             f"# HELP {kv_name} KV-cache usage. 1 means 100 percent usage.",
             f"# TYPE {kv_name} gauge",
             f"{kv_name}{{{lbl}}} {kv}",
-            "# HELP vllm:request_success_total Count of successfully processed requests.",
-            "# TYPE vllm:request_success_total counter",
-            f'vllm:request_success_total{{{lbl},finished_reason="length"}} {float(self.success)}',
-            "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
-            "# TYPE vllm:prompt_tokens_total counter",
-            f"vllm:prompt_tokens_total{{{lbl}}} {float(self.prompt_tokens)}",
-            "# HELP vllm:generation_tokens_total Number of generation tokens processed.",
-            "# TYPE vllm:generation_tokens_total counter",
-            f"vllm:generation_tokens_total{{{lbl}}} {float(self.generation_tokens)}",
+            f"# HELP {SUCCESS}_total Count of successfully processed requests.",
+            f"# TYPE {SUCCESS}_total counter",
+            f'{SUCCESS}_total{{{lbl},finished_reason="length"}} {float(self.success)}',
+            f"# HELP {PROMPT_TOKENS}_total Number of prefill tokens processed.",
+            f"# TYPE {PROMPT_TOKENS}_total counter",
+            f"{PROMPT_TOKENS}_total{{{lbl}}} {float(self.prompt_tokens)}",
+            f"# HELP {GENERATION_TOKENS}_total Number of generation tokens processed.",
+            f"# TYPE {GENERATION_TOKENS}_total counter",
+            f"{GENERATION_TOKENS}_total{{{lbl}}} {float(self.generation_tokens)}",
         ]
         return "\n".join(lines) + "\n"
 
@@ -185,14 +198,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tokens-per-second", type=float, default=100.0)
     p.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
     p.add_argument("--api-key", default=None)
+    p.add_argument("--vllm-version", choices=vllm_engine.SUPPORTED_VERSIONS, default=vllm_engine.DEFAULT_VERSION,
+                   help="the vLLM release whose metric names /metrics uses (default: %(default)s)")
     p.add_argument("--old-metric-names", action="store_true",
-                   help="emit vllm:gpu_cache_usage_perc instead of vllm:kv_cache_usage_perc")
+                   help="emit the deprecated KV-usage name (vllm:gpu_cache_usage_perc) instead of the current one")
     p.add_argument("--shutdown-timeout", type=float, default=0.5,
                    help="seconds in-flight requests get to finish after SIGTERM")
     a = p.parse_args(argv)
     if a.max_num_seqs < 1 or a.tokens_per_second <= 0 or a.ttft < 0:
         p.error("--max-num-seqs >= 1, --tokens-per-second > 0 and --ttft >= 0 are required")
-    engine = Engine(a.model, a.max_num_seqs, a.tokens_per_second, a.ttft, a.old_metric_names)
+    engine = Engine(a.model, a.max_num_seqs, a.tokens_per_second, a.ttft, a.old_metric_names, a.vllm_version)
     web.run_app(make_app(engine, a.api_key), host=a.host, port=a.port, print=None,
                 shutdown_timeout=a.shutdown_timeout)
 

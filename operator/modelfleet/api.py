@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, fi
 from pydantic.alias_generators import to_camel
 
 from modelfleet import validation
+from modelfleet.engines import vllm as vllm_engine
 from modelfleet.engines.vllm.env import ENV_NAME_PATTERN, cel_owned
 
 GROUP = "modelfleet.io"
@@ -29,31 +30,15 @@ SHORT_NAMES = ["llm"]
 FIELD_MANAGER = "modelfleet"
 DEPLOYMENT_LABEL = f"{GROUP}/deployment"
 MANAGED_BY = "modelfleet"
-VLLM_PORT = 8000
-# Pinned vLLM release; the flags render.py emits and the metric names the autoscaler reads
-# were checked against it.
-DEFAULT_IMAGE = "vllm/vllm-openai:v0.11.0"
-
-
-# vLLM flags that a spec field owns: passing them in engine.args would contradict the field.
-OWNED_FLAGS: dict[str, str] = {
-    "--model": "model.uri",
-    "--served-model-name": "model.servedName",
-    "--tensor-parallel-size": "gpu.count",
-    "-tp": "gpu.count",
-    "--quantization": "quantization",
-    "-q": "quantization",
-    "--max-model-len": "engine.maxModelLen",
-    "--gpu-memory-utilization": "engine.gpuMemoryUtilization",
-    "--max-num-seqs": "engine.maxNumSeqs",
-    "--enable-prefix-caching": "engine.enablePrefixCaching",
-    "--no-enable-prefix-caching": "engine.enablePrefixCaching",
-    "--kv-cache-dtype": "engine.kvCacheDtype",
-    "--port": "the fixed port 8000",
-    "--host": "the pod network",
-    "--api-key": "apiKeySecretRef",
-}
-OWNED_FLAG_PATTERN = "^(" + "|".join(OWNED_FLAGS) + ")(=.*)?$"
+# Engine knowledge lives in modelfleet.engines; these names stay here for the CRD and callers.
+VLLM_PORT = vllm_engine.VLLMEngine.port
+DEFAULT_VLLM_VERSION = vllm_engine.DEFAULT_VERSION
+SUPPORTED_VLLM_VERSIONS = vllm_engine.SUPPORTED_VERSIONS
+DEFAULT_IMAGE = vllm_engine.image_for(DEFAULT_VLLM_VERSION)
+OFFICIAL_IMAGE_PATTERN = vllm_engine.OFFICIAL_IMAGE_PATTERN
+# vLLM options that a spec field owns (every spelling of every supported release): passing
+# them in engine.args would contradict the field.
+OWNED_FLAGS: dict[str, str] = vllm_engine.owned_flags_all_versions()
 
 
 # The name becomes the Deployment's and the Service's: a DNS-1035 label, kept short enough
@@ -280,12 +265,41 @@ class ResourcesSpec(_Model):
 class EngineSpec(_Model):
     """The vLLM server."""
 
-    image: str = Field(
-        default=DEFAULT_IMAGE,
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"!has(self.image) || has(self.version) || self.image.matches('{OFFICIAL_IMAGE_PATTERN}')",
+                    "engine.version is required with a custom engine.image: it says which vLLM release's "
+                    f"flags to render (supported: {', '.join(SUPPORTED_VLLM_VERSIONS)})",
+                ),
+            ]
+        }
+    )
+
+    @field_validator("version")
+    @classmethod
+    def _supported_version(cls, value: str | None) -> str | None:
+        if value is not None and value not in SUPPORTED_VLLM_VERSIONS:
+            raise ValueError(
+                f"{value} is not a supported vLLM release (supported: {', '.join(SUPPORTED_VLLM_VERSIONS)})"
+            )
+        return value
+
+    version: str | None = Field(
+        default=None,
+        description=(
+            f"vLLM release whose flags are rendered ({', '.join(SUPPORTED_VLLM_VERSIONS)}); default: the tag of "
+            f"an official vllm/vllm-openai image, else {DEFAULT_VLLM_VERSION}. Required with a custom image."
+        ),
+        json_schema_extra={"enum": list(SUPPORTED_VLLM_VERSIONS)},
+    )
+    image: str | None = Field(
+        default=None,
         min_length=1,
         max_length=512,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
-        description="vLLM image.",
+        description="Container image; default vllm/vllm-openai:v<version>. A custom image needs engine.version.",
     )
     max_model_len: int | None = Field(
         default=None,

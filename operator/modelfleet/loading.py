@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from modelfleet import api
+from modelfleet import api, engines
 
 
 class InputError(ValueError):
@@ -45,9 +45,13 @@ def load_llm_deployments(path: str) -> list[api.LLMDeployment]:
         if not name:
             raise InputError(f"{path}: document {index}: metadata.name is required")
         try:
-            found.append(api.LLMDeployment.model_validate(doc))
+            llm = api.LLMDeployment.model_validate(doc)
         except ValidationError as exc:
             raise InputError(f"{path}: {name}: {describe_validation(exc)}") from None
+        problems = engines.spec_problems(llm.spec)
+        if problems:
+            raise InputError(f"{path}: {name}: {problems[0]}")
+        found.append(llm)
     if not found:
         raise InputError(f"{path}: no {api.KIND} found (kind: {api.KIND}, apiVersion: {api.API_VERSION})")
     return found

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelfleet import api, render, status
+from modelfleet import api, engines, render, status
 from modelfleet.fitcheck import FitOutcome, check_fit
 from modelfleet.kube import Kube
 
@@ -85,22 +85,31 @@ def _describe(verb: str, child: dict[str, Any]) -> str:
     return f"{verb} Deployment {child['metadata']['name']}: {child['spec']['replicas']} replica(s) x {gpus} GPU"
 
 
+def engine_refusal(llm: api.LLMDeployment) -> FitOutcome | None:
+    """A spec its engine release cannot serve holds the rollout like a model that does not fit:
+    Fits=False with the field, value and release, an Event, and running replicas untouched."""
+    problems = engines.spec_problems(llm.spec)
+    if not problems:
+        return None
+    return FitOutcome(status.FitVerdict(False, "UnsupportedByEngine", "; ".join(map(str, problems))), None)
+
+
 def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None) -> Result:
     """Bring one LLMDeployment's children and status in line with its spec."""
     llm = api.LLMDeployment.model_validate(body)
-    fit = fit or check_fit(llm)
+    fit = engine_refusal(llm) or fit or check_fit(llm)
     result = Result()
     existing: dict[str, dict[str, Any] | None] = {
         kind: kube.get_child(kind, llm.namespace, llm.name) for kind in ("Service", "Deployment")
     }
     replicas = desired_replicas(llm, existing["Deployment"])
-    weights = fit.report.weights_bytes if fit.report else None
-    choices = render.RenderChoices(replicas=replicas, max_model_len=fit.max_model_len, weights_bytes=weights)
-    children = render.render(llm, choices)
 
     held = fit.verdict.fits is False
     deployment = existing["Deployment"]
     if not held:
+        weights = fit.report.weights_bytes if fit.report else None
+        choices = render.RenderChoices(replicas=replicas, max_model_len=fit.max_model_len, weights_bytes=weights)
+        children = render.render(llm, choices)
         deployment = _apply_children(kube, body, children, existing, result)
     for event in result.events:  # what was done is said even if the status write below fails
         kube.event(body, event.type, event.reason, event.message)

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet import api, hardening
+from modelfleet import api, engines, hardening
 
 CONFIG_HASH_ANNOTATION = f"{api.GROUP}/config-hash"
 MODELS_MOUNT = "/models"
@@ -36,61 +36,14 @@ def endpoint(llm: api.LLMDeployment) -> str:
     return f"http://{llm.name}.{llm.namespace}.svc:{api.VLLM_PORT}/v1"
 
 
-def model_argument(uri: str) -> tuple[str, list[str]]:
-    """The positional model argument for `vllm serve`, and any flags the source needs."""
-    scheme, _, rest = uri.partition("://")
-    if scheme == "hf":
-        return rest, []
-    if scheme == "pvc":
-        return f"{MODELS_MOUNT}/{rest}", []
-    if scheme == "file":
-        return rest, []
-    # vLLM reads object storage through the Run:ai model streamer.
-    return uri, ["--load-format", "runai_streamer"]
+def engine(llm: api.LLMDeployment) -> engines.Engine:
+    """The engine release the spec selects (raises engines.EngineSpecError when none applies)."""
+    return engines.engine_for(llm.spec.engine)
 
 
 def vllm_args(llm: api.LLMDeployment, choices: RenderChoices) -> list[str]:
-    """The full `vllm serve` argument list (secrets never appear here: they come through env)."""
-    spec = llm.spec
-    model, source_flags = model_argument(spec.model.uri)
-    args = [
-        model,
-        "--served-model-name",
-        llm.served_name,
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(api.VLLM_PORT),
-        "--tensor-parallel-size",
-        str(spec.gpu.count),
-        "--gpu-memory-utilization",
-        str(spec.engine.gpu_memory_utilization),
-        "--max-num-seqs",
-        str(spec.engine.max_num_seqs),
-    ]
-    if spec.quantization != api.Quantization.NONE:
-        args += ["--quantization", str(spec.quantization)]
-    max_model_len = spec.engine.max_model_len or choices.max_model_len
-    if max_model_len:
-        args += ["--max-model-len", str(max_model_len)]
-    if spec.engine.kv_cache_dtype != api.KVCacheDtype.AUTO:
-        args += ["--kv-cache-dtype", str(spec.engine.kv_cache_dtype)]
-    args.append("--enable-prefix-caching" if spec.engine.enable_prefix_caching else "--no-enable-prefix-caching")
-    return args + source_flags + list(spec.engine.args)
-
-
-def _env(llm: api.LLMDeployment) -> list[dict[str, Any]]:
-    spec = llm.spec
-    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": "/cache/huggingface"}, *hardening.cache_env()]
-    env += hardening.credentials_env(spec)
-    if spec.model.token_secret_ref:
-        ref = spec.model.token_secret_ref
-        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
-    if spec.api_key_secret_ref:
-        ref = spec.api_key_secret_ref
-        env.append({"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
-    env += [{"name": k, "value": v} for k, v in sorted(spec.engine.env.items())]
-    return env
+    """The full server argument list (secrets never appear here: they come through env)."""
+    return engine(llm).args(llm.spec, llm.served_name, choices.max_model_len, MODELS_MOUNT)
 
 
 def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -132,20 +85,22 @@ def _volumes(llm: api.LLMDeployment, choices: RenderChoices) -> tuple[list[dict[
 
 def _container(llm: api.LLMDeployment, choices: RenderChoices, mounts: list[dict[str, Any]]) -> dict[str, Any]:
     spec = llm.spec
+    server = engine(llm)
     return {
         "name": "vllm",
-        "image": spec.engine.image,
-        "command": ["vllm", "serve"],
-        "args": vllm_args(llm, choices),
-        "env": _env(llm),
-        "ports": [{"name": "http", "containerPort": api.VLLM_PORT, "protocol": "TCP"}],
+        "image": server.image,
+        "command": list(server.command),
+        "args": server.args(spec, llm.served_name, choices.max_model_len, MODELS_MOUNT),
+        # The engine's variables, then every runtime cache into the cache volume and the storage credentials.
+        "env": [*server.env(spec), *hardening.cache_env(), *hardening.credentials_env(spec)],
+        "ports": [{"name": "http", "containerPort": server.port, "protocol": "TCP"}],
         "resources": _resources(spec),
         "volumeMounts": mounts,
         # Loading weights (disk -> RAM -> GPU -> warm-up) can take many minutes: the startup
         # probe holds liveness off until /health answers, up to startupTimeoutSeconds.
-        "startupProbe": _probe("/health", 10, max(1, math.ceil(spec.engine.startup_timeout_seconds / 10))),
-        "readinessProbe": _probe("/health", 5, 3),
-        "livenessProbe": _probe("/health", 10, 6),
+        "startupProbe": _probe(server.health_path, 10, max(1, math.ceil(spec.engine.startup_timeout_seconds / 10))),
+        "readinessProbe": _probe(server.health_path, 5, 3),
+        "livenessProbe": _probe(server.health_path, 10, 6),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         "securityContext": hardening.container_security_context(spec),
     }
@@ -211,7 +166,7 @@ def deployment(llm: api.LLMDeployment, choices: RenderChoices) -> dict[str, Any]
                     "annotations": {
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(api.VLLM_PORT),
-                        "prometheus.io/path": "/metrics",
+                        "prometheus.io/path": engine(llm).metrics_path,
                     },
                 },
                 "spec": _pod_spec(llm, choices),

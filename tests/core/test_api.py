@@ -59,7 +59,8 @@ def test_refused_naming_the_field(case: dict[str, Any]) -> None:
 def test_defaults() -> None:
     spec = api.LLMDeploymentSpec.model_validate({"model": {"uri": "hf://a/b"}})
     assert (spec.gpu.count, spec.replicas, spec.quantization, spec.autoscaling.enabled) == (1, 1, "none", False)
-    assert spec.engine.image == api.DEFAULT_IMAGE and ":" in spec.engine.image
+    # The image is derived from the release (engines); the spec leaves both unset.
+    assert (spec.engine.image, spec.engine.version) == (None, None)
 
 
 def test_selector_string() -> None:

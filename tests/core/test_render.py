@@ -73,9 +73,32 @@ def test_prefix_caching_both_ways() -> None:
 
 
 def test_planner_choice_used_only_when_spec_is_silent() -> None:
-    assert flag(container(llm(), max_model_len=16384)["args"], "--max-model-len") == "16384"
+    # vLLM 0.11.0 cannot size the context itself: the planner's number is rendered.
+    old = {"version": "0.11.0"}
+    assert flag(container(llm(engine=old), max_model_len=16384)["args"], "--max-model-len") == "16384"
+    chosen = container(llm(engine={**old, "maxModelLen": 4096}), max_model_len=16384)
+    assert flag(chosen["args"], "--max-model-len") == "4096"
+
+
+def test_current_vllm_sizes_the_context_itself_when_spec_is_silent() -> None:
+    # vLLM 0.32.0 accepts `--max-model-len auto` (the largest that fits); the planner's number
+    # then only goes to status.
+    assert flag(container(llm(), max_model_len=16384)["args"], "--max-model-len") == "auto"
     chosen = container(llm(engine={"maxModelLen": 4096}), max_model_len=16384)
     assert flag(chosen["args"], "--max-model-len") == "4096"
+
+
+@pytest.mark.parametrize(
+    ("engine", "image"),
+    [
+        ({}, "vllm/vllm-openai:v0.32.0"),
+        ({"version": "0.11.0"}, "vllm/vllm-openai:v0.11.0"),
+        ({"image": "vllm/vllm-openai:v0.11.0"}, "vllm/vllm-openai:v0.11.0"),
+        ({"image": "registry.local/vllm:patched", "version": "0.32.0"}, "registry.local/vllm:patched"),
+    ],
+)
+def test_image_follows_the_release(engine: dict[str, Any], image: str) -> None:
+    assert container(llm(engine=engine))["image"] == image
 
 
 def test_passthrough_args_come_last() -> None:

@@ -21,14 +21,19 @@ from typing import Any, Protocol
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelfleet.engines import vllm as _vllm
+
 DeploymentKey = tuple[str, str]  # (namespace, LLMDeployment name)
 
 NS_LABEL = "namespace"
 DEPLOYMENT_LABEL = "modelfleet_io_deployment"
-WAITING = "vllm:num_requests_waiting"
-RUNNING = "vllm:num_requests_running"
-KV_USAGE = "vllm:kv_cache_usage_perc"
-KV_USAGE_OLD = "vllm:gpu_cache_usage_perc"  # vLLM < 0.10
+# Metric names come from the engine's per-release tables (generated from vLLM itself).
+WAITING = _vllm.role_names("waiting")[0]
+RUNNING = _vllm.role_names("running")[0]
+KV_USAGE = _vllm.role_names("kv_cache_usage")[0]
+# The deprecated KV name, while a supported release can still export it (vLLM 0.11 does, with
+# --show-hidden-metrics-for-version=0.10); the current name again once none can.
+KV_USAGE_OLD = _vllm.role_names("kv_cache_usage")[-1]
 
 
 class MetricsError(Exception):

@@ -1,0 +1,255 @@
+"""vLLM's own parser judges every command line modelfleet renders, for each supported release.
+
+Command lines: every example in examples/, every case of tests/cases/valid_llmdeployments.yaml
+and the base spec of the invalid cases, and a few hundred hypothesis-generated specs. For each,
+every field the operator owns must come out of `vllm serve`'s parser exactly as the spec says.
+Expected values are computed here by hand from the spec and the CRD's documented defaults
+(gpuMemoryUtilization 0.9, maxNumSeqs 256, kvCacheDtype auto, prefix caching on), never read
+back from the renderer. Runs in the cached vllm virtualenvs (`make vllm-venv`); a missing one fails.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from vllm_venv import ROOT, judge
+
+from modelfleet import api, engines, render
+from modelfleet.engines import vllm
+from modelfleet.fitcheck import check_fit
+
+CASES = ROOT / "tests" / "cases"
+HYPOTHESIS_SPECS = 300
+# vLLM's --max-model-len help: "-1 or 'auto' -> Automatically choose the maximum model length that
+# fits in GPU memory" (vllm/config/model.py, 0.32.0); the parser stores -1. 0.11.0's parser takes
+# only numbers (human_readable_int), so there the planner's number is rendered.
+AUTO_MAX_MODEL_LEN = -1
+RELEASES_WITH_AUTO = {"0.32.0"}
+# Passthrough flags users commonly add; each must exist in every supported release.
+PASSTHROUGH_POOL = ["--enforce-eager", "--disable-log-stats", "--max-num-batched-tokens=8192", "--seed=7",
+                    "--trust-remote-code", "--enable-chunked-prefill", "--block-size=16"]
+
+
+def body(name: str, spec: dict[str, Any], namespace: str = "default") -> dict[str, Any]:
+    """A whole LLMDeployment object."""
+    return {"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name, "namespace": namespace},
+            "spec": spec}
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge a case over the base spec (as the case files describe)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def expected(doc: dict[str, Any], version: str, planned: int | None) -> dict[str, Any]:
+    """What vLLM's parser must produce for the owned destinations, worked out from the spec alone."""
+    spec = doc["spec"]
+    scheme, _, rest = spec["model"]["uri"].partition("://")
+    model = {"hf": rest, "pvc": f"/models/{rest}", "file": rest}.get(scheme, spec["model"]["uri"])
+    engine = spec.get("engine") or {}
+    quant = spec.get("quantization", "none")
+    max_len = engine.get("maxModelLen") or (AUTO_MAX_MODEL_LEN if version in RELEASES_WITH_AUTO else planned)
+    return {
+        "model": model,
+        "served_model_name": [spec["model"].get("servedName") or doc["metadata"]["name"]],
+        "host": "0.0.0.0",
+        "port": 8000,
+        "tensor_parallel_size": (spec.get("gpu") or {}).get("count", 1),
+        "quantization": None if quant == "none" else quant,
+        "max_model_len": max_len,
+        "gpu_memory_utilization": float(engine.get("gpuMemoryUtilization", 0.9)),
+        "max_num_seqs": engine.get("maxNumSeqs", 256),
+        "kv_cache_dtype": engine.get("kvCacheDtype", "auto"),
+        "enable_prefix_caching": engine.get("enablePrefixCaching", True),
+        "api_key": None,
+    }
+
+
+class Line:
+    """One rendered command line and what vLLM must make of it."""
+
+    def __init__(self, ident: str, version: str, argv: list[str], want: dict[str, Any], env: list[dict[str, Any]]):
+        self.ident, self.version, self.argv, self.want, self.env = ident, version, argv, want, env
+
+
+def rendered(ident: str, doc: dict[str, Any], planned: int | None) -> Line | None:
+    """Render one spec as the operator would; None when the engine release refuses it."""
+    llm = api.LLMDeployment.model_validate(doc)
+    if engines.spec_problems(llm.spec):
+        return None
+    version = engines.engine_for(llm.spec.engine).version
+    dep = render.deployment(llm, render.RenderChoices(replicas=1, max_model_len=planned))
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["vllm", "serve"], ident
+    assert container["image"] == (llm.spec.engine.image or f"vllm/vllm-openai:v{version}"), ident
+    return Line(f"{ident}@{version}", version, container["args"], expected(doc, version, planned), container["env"])
+
+
+def for_each_version(ident: str, doc: dict[str, Any], planned: int | None) -> list[Line]:
+    """A spec that pins no release is rendered for every supported one."""
+    engine = doc["spec"].get("engine") or {}
+    if engine.get("version") or engine.get("image"):
+        line = rendered(ident, doc, planned)
+        return [line] if line else []
+    lines = []
+    for version in vllm.SUPPORTED_VERSIONS:
+        pinned = merge(doc, {"spec": {"engine": {"version": version}}})
+        line = rendered(ident, pinned, planned)
+        lines += [line] if line else []
+    return lines
+
+
+def example_lines() -> list[Line]:
+    """Every LLMDeployment in examples/ that the operator would roll out, with the planner's choice."""
+    lines: list[Line] = []
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != api.KIND:
+                continue
+            fit = check_fit(api.LLMDeployment.model_validate(doc))
+            if fit.verdict.fits is False:
+                continue  # not rolled out (too-big.yaml): nothing is rendered
+            lines += for_each_version(f"examples/{path.name}:{doc['metadata']['name']}", doc, fit.max_model_len)
+    return lines
+
+
+def case_lines() -> list[Line]:
+    """The valid cases, and the base spec the invalid cases start from."""
+    valid = yaml.safe_load((CASES / "valid_llmdeployments.yaml").read_text())
+    invalid = yaml.safe_load((CASES / "invalid_llmdeployments.yaml").read_text())
+    lines = for_each_version("invalid-cases-base", body("base", invalid["base"]), 4096)
+    for case in valid["cases"]:
+        doc = body(case.get("name", "case"), merge(valid["base"], case["spec"]))
+        lines += for_each_version(f"valid:{case['id']}", doc, 8192)
+    return lines
+
+
+def _uri() -> st.SearchStrategy[str]:
+    word = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,30}", fullmatch=True)
+    claim = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?", fullmatch=True)
+    return st.one_of(
+        st.builds(lambda o, n: f"hf://{o}/{n}", word, word),
+        st.builds(lambda c, p: f"pvc://{c}/{p}", claim, word),
+        st.builds(lambda p: f"file:///{p}", word),
+        st.builds(lambda b, p: f"s3://{b}/{p}", claim, word),
+        st.builds(lambda b, p: f"gs://{b}/{p}", claim, word),
+    )
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> tuple[dict[str, Any], int | None]:
+    """A valid LLMDeployment (as a document) and the planner's choice of context length."""
+    model: dict[str, Any] = {"uri": draw(_uri())}
+    if draw(st.booleans()):
+        model["servedName"] = draw(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,40}", fullmatch=True))
+    engine: dict[str, Any] = {
+        "version": draw(st.sampled_from(vllm.SUPPORTED_VERSIONS)),
+        "gpuMemoryUtilization": draw(st.floats(min_value=0, max_value=1, exclude_min=True)),
+        "maxNumSeqs": draw(st.integers(1, 65536)),
+        "kvCacheDtype": draw(st.sampled_from([k.value for k in api.KVCacheDtype])),
+        "enablePrefixCaching": draw(st.booleans()),
+        "args": draw(st.lists(st.sampled_from(PASSTHROUGH_POOL), unique=True, max_size=3)),
+    }
+    if draw(st.booleans()):
+        engine["maxModelLen"] = draw(st.integers(16, 10_000_000))
+    spec: dict[str, Any] = {
+        "model": model,
+        "gpu": {"count": draw(st.integers(1, 16))},
+        "quantization": draw(st.sampled_from([q.value for q in api.Quantization])),
+        "engine": engine,
+    }
+    if draw(st.booleans()):
+        spec["apiKeySecretRef"] = {"name": "key", "key": "key"}
+    name = draw(st.from_regex(r"[a-z]([-a-z0-9]{0,30}[a-z0-9])?", fullmatch=True))
+    planned = draw(st.none() | st.integers(16, 1_000_000))
+    return body(name, spec), planned
+
+
+def hypothesis_lines() -> list[Line]:
+    """HYPOTHESIS_SPECS generated specs that the release can serve, rendered."""
+    lines: list[Line] = []
+
+    @settings(max_examples=HYPOTHESIS_SPECS, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(specs())
+    def collect(drawn: tuple[dict[str, Any], int | None]) -> None:
+        doc, planned = drawn
+        line = rendered(f"hypothesis-{len(lines)}", doc, planned)
+        assume(line is not None)
+        assert line is not None
+        lines.append(line)
+
+    collect()
+    return lines
+
+
+@cache
+def all_lines() -> tuple[Line, ...]:
+    """Every command line of this run, built once."""
+    return tuple(example_lines() + case_lines() + hypothesis_lines())
+
+
+def lines_for(version: str) -> list[Line]:
+    """The command lines a release must parse."""
+    return [line for line in all_lines() if line.version == version]
+
+
+def verdicts(version: str) -> dict[str, dict[str, Any]]:
+    """vLLM's verdict per line id (one subprocess per release per run)."""
+    lines = tuple((line.ident, tuple(line.argv)) for line in lines_for(version))
+    return {r["id"]: r for r in judge(version, lines)["results"]}
+
+
+def owned_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The parsed owned values, with `vllm serve`'s rule that the positional model wins over --model."""
+    out = {k: v for k, v in values.items() if k not in ("model_tag", "model", "load_format")}
+    out["model"] = values["model_tag"] if values["model_tag"] is not None else values["model"]
+    return out
+
+
+@pytest.mark.parametrize("version", vllm.SUPPORTED_VERSIONS)
+def test_every_rendered_command_line_parses_as_intended(version: str) -> None:
+    lines = lines_for(version)
+    assert len(lines) >= 100, f"only {len(lines)} command lines for vLLM {version}"
+    got = verdicts(version)
+    wrong = []
+    for line in lines:
+        verdict = got[line.ident]
+        if not verdict["ok"]:
+            wrong.append(f"{line.ident}: vLLM {version} refused `vllm serve {' '.join(line.argv)}`: {verdict['error']}")
+            continue
+        values = owned_values(verdict["values"])
+        diffs = {k: (values[k], want) for k, want in line.want.items() if values[k] != want}
+        if diffs:
+            wrong.append(f"{line.ident}: `vllm serve {' '.join(line.argv)}` parsed as (got, want) {diffs}")
+    print(f"vLLM {version}: {len(lines)} command lines parsed by vLLM's own parser, {len(wrong)} wrong")
+    assert not wrong, f"{len(wrong)} of {len(lines)} command lines wrong:\n" + "\n".join(wrong[:20])
+
+
+@pytest.mark.parametrize("version", vllm.SUPPORTED_VERSIONS)
+def test_secrets_never_on_the_command_line(version: str) -> None:
+    for line in lines_for(version):
+        assert not any(a.split("=", 1)[0] in ("--api-key", "--hf-token") for a in line.argv), line.ident
+        for entry in line.env:
+            if entry["name"] in ("VLLM_API_KEY", "HF_TOKEN"):
+                assert "value" not in entry and "secretKeyRef" in entry["valueFrom"], (line.ident, entry)
+
+
+@pytest.mark.parametrize("version", vllm.SUPPORTED_VERSIONS)
+def test_checked_in_table_matches_the_installed_vllm(version: str) -> None:
+    lines = tuple((line.ident, tuple(line.argv)) for line in lines_for(version))
+    generated = judge(version, lines)["table_text"]
+    committed = (ROOT / "operator" / "modelfleet" / "engines" / "vllm" / "data" / f"vllm-{version}.json").read_text()
+    assert generated == committed, (
+        f"engines/vllm/data/vllm-{version}.json differs from what vllm {version} defines: "
+        f"run `make vllm-table VERSION={version}`"
+    )
