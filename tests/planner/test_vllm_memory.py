@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from modelfleet.api import LLMDeploymentSpec
 from modelfleet.engines.vllm.memory import (
     ModelShape,
     Version,
@@ -14,8 +15,8 @@ from modelfleet.engines.vllm.memory import (
     cuda_total_gib,
     estimate,
     parse_version,
-    version_from_image,
 )
+from modelfleet.planner.spec import plan_spec
 
 
 @pytest.mark.parametrize(
@@ -33,16 +34,21 @@ def test_parse_version_refuses_text_without_a_number() -> None:
 
 
 @pytest.mark.parametrize(
-    ("image", "expected"),
+    ("engine", "expected"),
     [
-        ("vllm/vllm-openai:v0.10.1.1", Version(0, 10, 1)),
-        ("registry.local:5000/vllm/vllm-openai:v0.11.0", Version(0, 11, 0)),
-        ("vllm/vllm-openai:latest", Version(0, 32, 0)),  # says nothing: the default release
-        ("vllm/vllm-openai@sha256:abcd", Version(0, 32, 0)),
+        ({}, "0.32.0"),  # the pinned default release
+        ({"version": "0.11.0"}, "0.11.0"),
+        ({"image": "vllm/vllm-openai:v0.11.0"}, "0.11.0"),  # the official image's tag names it
+        ({"image": "registry.local/vllm:custom", "version": "0.11.0"}, "0.11.0"),
+        ({"image": "registry.local/vllm:custom"}, "0.32.0"),  # refused by the engine; default model
     ],
 )
-def test_version_from_image(image: str, expected: Version) -> None:
-    assert version_from_image(image) == expected
+def test_plan_spec_uses_the_release_the_engine_resolves(engine: dict[str, str], expected: str) -> None:
+    spec = LLMDeploymentSpec.model_validate(
+        {"model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"}, "gpu": {"product": "NVIDIA-H100-80GB-HBM3"},
+         "engine": engine}
+    )
+    assert plan_spec(spec).vllm_version == expected
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from modelfleet.api import LLMDeploymentSpec
-from modelfleet.engines.vllm import memory as vllm_memory
+from modelfleet.engines.base import EngineSpecError
+from modelfleet.engines.vllm.engine import resolve_version
 
 from . import catalog
 from .arch import ModelArch, from_api
@@ -99,9 +100,18 @@ def plan_spec(spec: LLMDeploymentSpec) -> FitReport:
         max_model_len=engine.max_model_len,
         kv_cache_dtype=str(engine.kv_cache_dtype),
         max_num_seqs=engine.max_num_seqs,
-        vllm_version=str(vllm_memory.version_from_image(engine.image)),
+        vllm_version=_vllm_version(engine.version, engine.image),
         gpu_product=spec.gpu.product,
     )
     if missing:
         report = replace(report, reasons=[*report.reasons, *missing])
     return report
+
+
+def _vllm_version(version: str | None, image: str | None) -> str | None:
+    """The release whose memory model applies; None (the pinned default) when the engine refuses the
+    spec, which engines.spec_problems reports on its own."""
+    try:
+        return resolve_version(version, image)
+    except EngineSpecError:
+        return None

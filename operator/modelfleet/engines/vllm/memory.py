@@ -135,20 +135,6 @@ def parse_version(text: str | None) -> Version:
     return Version(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
 
 
-def version_from_image(image: str) -> Version:
-    """The vLLM version an image reference's tag names (`vllm/vllm-openai:v0.11.0`), else the default.
-
-    A digest-only or `latest` reference says nothing about the version: the default applies.
-    """
-    tag = image.split("@", 1)[0].rsplit("/", 1)[-1]
-    if ":" not in tag:
-        return parse_version(None)
-    try:
-        return parse_version(tag.split(":", 1)[1])
-    except ValueError:
-        return parse_version(None)
-
-
 @dataclass(frozen=True)
 class Era:
     """How one range of vLLM releases profiles memory."""
