@@ -134,8 +134,10 @@ def case_lines() -> list[Line]:
 
 
 def _uri() -> st.SearchStrategy[str]:
-    word = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,30}", fullmatch=True)
-    claim = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?", fullmatch=True)
+    # Valid per scheme (api.py: HF repo id rules, no segment starting with '-' or '.', bucket names).
+    word = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9_]|[._-][A-Za-z0-9]){0,15}", fullmatch=True).filter(
+        lambda w: not w.endswith(".git"))
+    claim = st.from_regex(r"[a-z0-9][-a-z0-9]{1,20}[a-z0-9]", fullmatch=True)
     return st.one_of(
         st.builds(lambda o, n: f"hf://{o}/{n}", word, word),
         st.builds(lambda c, p: f"pvc://{c}/{p}", claim, word),
