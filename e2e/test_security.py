@@ -14,7 +14,7 @@ import yaml
 
 from helpers import Cluster, wait_for
 from operator_fixture import OperatorProcess, start_operator
-from test_operator import apply_llm, condition, get_llm, ready
+from test_operator import apply_llm, condition, events, get_llm, ready
 from test_rbac import token_kubeconfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "core"))
@@ -181,3 +181,28 @@ def test_admission_policy_confines_the_operator_to_managed_objects(
                         check=False)
     llm = get_llm(cluster, ns, "managed")
     assert condition(llm, "Ready").get("status") == "True", llm.get("status")
+
+
+def test_args_past_the_crd_are_refused_at_reconcile_and_running_replicas_stay(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    apply_llm(cluster, namespace, "sneaky", replicas=1, engine={"maxModelLen": 8192, "args": ["--enforce-eager"]})
+    wait_for(lambda: ready(cluster, namespace, "sneaky", 1), timeout=90,
+             message=f"llm/sneaky Ready; operator log:\n{operator.log_tail()}")
+    before = cluster.apps.read_namespaced_deployment("sneaky", namespace).spec.template.spec.containers[0].args
+    # A prefix of a free option passes the CRD (it only knows the owned ones); vLLM 0.32.0's table does not.
+    apply_llm(cluster, namespace, "sneaky", replicas=1,
+              engine={"maxModelLen": 8192, "args": ["--enforce-eager", "--enable-chunk"]})
+
+    def refused() -> dict[str, Any] | None:
+        cond = condition(get_llm(cluster, namespace, "sneaky"), "Fits")
+        return cond if cond.get("status") == "False" and "spec.engine.args[1]" in cond.get("message", "") else None
+
+    cond = wait_for(refused, timeout=60, message=f"Fits=False naming spec.engine.args[1]; log:\n{operator.log_tail()}")
+    assert "--enable-chunk" in cond["message"] and "write the option in full" in cond["message"], cond
+    warnings = [e for e in events(cluster, namespace, "sneaky") if e["type"] == "Warning"]
+    assert any("spec.engine.args[1]" in e["message"] for e in warnings), warnings
+    progressing = condition(get_llm(cluster, namespace, "sneaky"), "Progressing")
+    assert progressing.get("reason") == "RolloutHeld", progressing
+    after = cluster.apps.read_namespaced_deployment("sneaky", namespace).spec.template.spec.containers[0].args
+    assert after == before and "--enable-chunk" not in after
