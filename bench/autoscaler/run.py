@@ -1,14 +1,16 @@
 """Autoscaler benchmark: ``python -m bench.autoscaler`` (from the repository root).
 
-Runs the bursty and diurnal traces (traces.py) through the replica simulation (sim.py) twice:
+Replays two traces through ``modelfleet autoscale simulate``'s simulator (the package
+``modelfleet.autoscaler.simulate``) for the LLMDeployment in ``llama-8b-l4.yaml`` and prints the
+whole cost/latency frontier: modelfleet's policy with the API defaults, the HPA and KEDA on
+vLLM's queue metrics swept over their thresholds, a static fleet sized for the peak, and the
+oracle floor, then the verdict at equal p95 TTFT.
 
-* **modelfleet**: ``policy.decide`` with the LLMDeployment defaults (target queue depth 4 per
-  ready replica, tolerance 0.1, scale-up at once by at most 4, scale-down after a 300 s window by
-  1 per cycle, running load and starting pods taken into account), every 15 s;
-* **KEDA/HPA baseline**: a Prometheus scaler on ``sum(vllm:num_requests_waiting)`` with an
-  ``AverageValue`` target of 5, polled every 30 s; HPA algorithm
-  ``desired = ceil(total / 5)`` with its 0.1 tolerance, the default scale-up policy
-  (max(+100 %, +4 pods) per step) and a 300 s scale-down stabilization window.
+* ``azure``: the shared real trace, ``../shared/traces/azure-llm-2023-conv.csv`` beside the
+  repository (or ``$MODELFLEET_TRACES_DIR``). Azure LLM inference trace 2023 (conversation),
+  Azure Public Dataset, from "Splitwise: Efficient generative LLM inference using phase
+  splitting" (Patel et al., ISCA 2024); CC-BY 4.0.
+* ``ramp``: a ramp with two flash crowds, generated from a seed (traces.py).
 
 Then prints the CPU time (``time.process_time``) of one ``run_cycle`` over 1,000 LLMDeployments.
 The metrics source there is a stub that decodes and parses a synthetic Prometheus JSON answer
@@ -21,7 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -31,67 +33,46 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.autoscaler import traces
-from bench.autoscaler.sim import Autoscaler, Engine, Result, simulate
+import yaml
+from bench.autoscaler.traces import ramp_trace
 from prometheus_client import CollectorRegistry
 
-from modelfleet.api import AutoscalingSpec
+from modelfleet.api import AutoscalingSpec, LLMDeployment
 from modelfleet.autoscaler.loop import AutoscalerMetrics, Target, run_cycle
 from modelfleet.autoscaler.metrics import DeploymentKey, Signals, parse_query_result
-from modelfleet.autoscaler.policy import Observation, PolicyState, decide
+from modelfleet.autoscaler.simulate.replica import ReplicaModel
+from modelfleet.autoscaler.simulate.report import table, verdicts
+from modelfleet.autoscaler.simulate.runs import CHOICES, compare_rows, stderr_progress
+from modelfleet.autoscaler.simulate.trace import Request, read_trace
 
-ENGINE = Engine(max_num_seqs=16)
-
-
-def modelfleet(spec: AutoscalingSpec, max_num_seqs: int) -> Autoscaler:
-    """The policy under test, with its state carried between calls."""
-    state = PolicyState()
-
-    def step(obs: Observation, now: float) -> int:
-        nonlocal state
-        d = decide(spec, obs, state, now, max_num_seqs)
-        state = d.state
-        return d.desired_replicas
-
-    return step
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SPEC = HERE / "llama-8b-l4.yaml"
+AZURE = "azure-llm-2023-conv.csv"
+ATTRIBUTION = ("Azure LLM inference trace 2023 (conversation), Azure Public Dataset; Patel et al., "
+               "\"Splitwise\", ISCA 2024; CC-BY 4.0")
 
 
-def keda_hpa(
-    min_r: int, max_r: int, threshold: float = 5.0, window: float = 300.0, tolerance: float = 0.1
-) -> Autoscaler:
-    """KEDA Prometheus scaler (AverageValue on the total queue) driving the HPA algorithm."""
-    recs: list[tuple[float, int]] = []
-
-    def step(obs: Observation, now: float) -> int:
-        current = obs.replicas
-        total = obs.waiting or 0.0
-        ratio = total / (threshold * current) if current else math.inf
-        rec = current if current and abs(ratio - 1) <= tolerance else math.ceil(total / threshold)
-        rec = max(min_r, min(max_r, rec))
-        recs.append((now, rec))
-        recs[:] = [(t, r) for t, r in recs if t > now - window]
-        down = max(r for _, r in recs)  # HPA: highest recommendation of the window
-        desired = rec if rec > current else down if down < current else current
-        return min(desired, max(2 * current, current + 4), max_r)
-
-    return step
+def shared_trace() -> Path | None:
+    """The shared Azure trace: $MODELFLEET_TRACES_DIR, else shared/traces beside the clone (or its parent)."""
+    dirs = [os.environ.get("MODELFLEET_TRACES_DIR", ""), str(REPO.parent / "shared" / "traces"),
+            str(REPO.parents[1] / "shared" / "traces")]
+    for d in dirs:
+        if d and (Path(d) / AZURE).is_file():
+            return Path(d) / AZURE
+    return None
 
 
-def compare(name: str, rates: list[float], spec: AutoscalingSpec, seed: int) -> tuple[Result, Result]:
-    """Run one trace under both autoscalers."""
-    start = spec.min_replicas
-    ours = simulate(rates, modelfleet(spec, ENGINE.max_num_seqs), engine=ENGINE, period=15, initial=start, seed=seed)
-    base = simulate(
-        rates, keda_hpa(spec.min_replicas, spec.max_replicas), engine=ENGINE, period=30, initial=start, seed=seed
-    )
-    return ours, base
-
-
-def fmt_row(trace: str, who: str, r: Result) -> str:
-    return (
-        f"| {trace:8} | {who:16} | {r.p(0.95):10.1f} | {r.p(0.50):10.1f} | {r.replica_seconds / 3600:10.2f} "
-        f"| {r.scale_events:6} | {r.max_replicas_seen:8} | {len(r.waits):8} |"
-    )
+def frontier(name: str, requests: list[Request], llm: LLMDeployment, model: ReplicaModel, jobs: int) -> None:
+    """Print one trace's table and verdict."""
+    t0 = time.monotonic()
+    rows = compare_rows(requests, model, llm.spec.autoscaling, CHOICES, workers=jobs, progress=stderr_progress)
+    print(f"\n### {name}: {len(requests)} requests over {requests[-1].t / 60:.0f} min\n")
+    print(table(rows))
+    print()
+    for v in verdicts(rows):
+        print(v.text())
+    print(f"({len(rows)} simulations, {time.monotonic() - t0:.1f} s wall)")
 
 
 class _StubSource:
@@ -167,33 +148,27 @@ def cycle_cpu(n: int = 1000) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the comparison table and the per-cycle CPU time."""
+    """Print the frontier for both traces and the per-cycle CPU time."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--quick", action="store_true", help="4 h of the diurnal trace instead of 24 h")
+    ap.add_argument("--seed", type=int, default=7, help="seed of the ramp trace")
+    ap.add_argument("--jobs", type=int, default=2, help="simulations in parallel")
+    ap.add_argument("--skip-cycle", action="store_true", help="only the frontier, not the cycle CPU time")
     a = ap.parse_args(argv)
-    spec = AutoscalingSpec(enabled=True, min_replicas=1, max_replicas=16)
-    runs = {"bursty": traces.bursty(), "diurnal": traces.diurnal(seconds=4 * 3600 if a.quick else 86400)}
+    llm = LLMDeployment.model_validate(yaml.safe_load(SPEC.read_text()))
+    model = ReplicaModel.from_spec(llm.spec)
     t0 = time.monotonic()
-    print(
-        f"Engine: max_num_seqs={ENGINE.max_num_seqs}, prefill {ENGINE.prefill_tokens_per_s:g} tok/s, "
-        f"decode {ENGINE.decode_tokens_per_s:g} tok/s/seq, prompt~{ENGINE.prompt_mean:g} / "
-        f"output~{ENGINE.output_mean:g} tokens, cold start {ENGINE.cold_start[0]:g}-{ENGINE.cold_start[1]:g} s"
-    )
-    print("| trace    | autoscaler       | p95 wait s | p50 wait s | replica-h  | scales | max pods | requests |")
-    print("|----------|------------------|------------|------------|------------|--------|----------|----------|")
-    verdicts = []
-    for name, rates in runs.items():
-        ours, base = compare(name, rates, spec, a.seed)
-        print(fmt_row(name, "modelfleet", ours))
-        print(fmt_row(name, "KEDA/HPA 5/30s", base))
-        saving = 1 - ours.replica_seconds / base.replica_seconds
-        verdicts.append(
-            f"{name}: p95 wait {ours.p(0.95):.1f} s vs {base.p(0.95):.1f} s, replica-seconds {saving:+.0%} saved"
-        )
-    print("\n" + "\n".join(verdicts))
-    print(f"(simulation took {time.monotonic() - t0:.1f} s wall)")
-    cycle_cpu()
+    print(f"Spec: {SPEC.relative_to(REPO)} (Llama-3.1-8B BF16, 1x NVIDIA L4 per replica): KV cache "
+          f"{model.kv_tokens} tokens, maxNumSeqs {model.max_num_seqs}, cold start {model.cold_start:.0f} s")
+    path = shared_trace()
+    if path is None:
+        print(f"\n### azure: skipped, {AZURE} not found (set MODELFLEET_TRACES_DIR or put shared/traces "
+              "beside the clone)")
+    else:
+        frontier(f"azure ({ATTRIBUTION})", read_trace(str(path)), llm, model, a.jobs)
+    frontier(f"ramp (bench/autoscaler/traces.py, seed {a.seed})", ramp_trace(a.seed), llm, model, a.jobs)
+    print(f"\n(frontiers took {time.monotonic() - t0:.1f} s wall)")
+    if not a.skip_cycle:
+        cycle_cpu()
     return 0
 
 

@@ -1,45 +1,75 @@
-"""Deterministic load traces (requests per second, one value per second).
+"""The benchmark's second trace, generated deterministically from a seed.
 
-* ``bursty``: 2 h. A base load of 4 req/s with noise, and bursts at random times (every 8-20 min)
-  that ramp within 30 s to 3-8x the base, last 2-8 min and decay within a minute - the shape of
-  batch jobs and agent fan-outs hitting a shared model.
-* ``diurnal``: 24 h. A day curve from 1 req/s at night to 24 req/s in the afternoon (raised
-  cosine with a lunch dip), with slow random drift - interactive traffic over a working day.
+The shared Azure trace (../shared/traces/azure-llm-2023-conv.csv) is one flat-ish hour of a
+conversational service: the per-minute need varies by about +-30 % around its mean. This one has
+a different shape on purpose, the kind that makes autoscaling pay and hurts reactive policies:
+
+* arrivals: a non-homogeneous Poisson process over one hour; the rate climbs from 1 to 4.5 req/s
+  over the first 20 minutes (a morning ramp), carries two flash crowds (minutes 25-29 at 1.7x,
+  minutes 41-43 at 1.5x), then falls to 1 req/s by the end;
+* sizes: a RAG/summarisation mix, longer prompts and shorter answers than the chat trace:
+  prompt ~ lognormal(median 1,200 tokens, sigma 0.7) capped at 12,000; output ~ lognormal
+  (median 150, sigma 0.8) capped at 1,500.
+
+``python -m bench.autoscaler.traces --seed 7 > ramp.jsonl`` writes it in the JSONL trace format.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import random
+import sys
+
+from modelfleet.autoscaler.simulate.trace import Request
+
+SECONDS = 3600
 
 
-def bursty(seed: int = 7, seconds: int = 7200, base: float = 4.0) -> list[float]:
-    """Base load plus random bursts."""
+def rate(t: float) -> float:
+    """Requests per second at time ``t`` (seconds from the start)."""
+    m = t / 60.0
+    if m < 20:
+        base = 1.0 + 3.5 * m / 20
+    elif m < 45:
+        base = 4.5
+    else:
+        base = 4.5 - 3.5 * (m - 45) / 15
+    if 25 <= m < 29:
+        base *= 1.7
+    elif 41 <= m < 43:
+        base *= 1.5
+    return base
+
+
+def ramp_trace(seed: int = 7, seconds: int = SECONDS) -> list[Request]:
+    """The ramp-and-bursts trace (see the module docstring); the same seed gives the same requests."""
     rng = random.Random(seed)
-    rates = [base * (1 + 0.1 * math.sin(s / 300)) for s in range(seconds)]
-    t = rng.uniform(300, 600)
-    while t < seconds:
-        peak = base * rng.uniform(3, 8)
-        hold = rng.uniform(120, 480)
-        start = int(t)
-        for s in range(start, min(seconds, start + int(30 + hold + 60))):
-            x = s - start
-            f = x / 30 if x < 30 else 1.0 if x < 30 + hold else max(0.0, 1 - (x - 30 - hold) / 60)
-            rates[s] = max(rates[s], base + (peak - base) * f)
-        t += hold + rng.uniform(480, 1200)
-    return rates
+    peak = max(rate(s) for s in range(seconds))
+    out: list[Request] = []
+    t = 0.0
+    while True:  # thinning (Lewis-Shedler): candidates at the peak rate, kept with rate(t)/peak
+        t += rng.expovariate(peak)
+        if t >= seconds:
+            return out
+        if rng.random() * peak > rate(t):
+            continue
+        prompt = min(12000, max(1, round(rng.lognormvariate(math.log(1200), 0.7))))
+        output = min(1500, max(1, round(rng.lognormvariate(math.log(150), 0.8))))
+        out.append(Request(round(t, 3), prompt, output))
 
 
-def diurnal(seed: int = 11, seconds: int = 86400, low: float = 1.0, high: float = 24.0) -> list[float]:
-    """A working day: night trough, morning ramp, lunch dip, afternoon peak."""
-    rng = random.Random(seed)
-    drift = 1.0
-    rates = []
-    for s in range(seconds):
-        if s % 60 == 0:
-            drift = min(1.2, max(0.8, drift + rng.gauss(0, 0.02)))
-        h = s / 3600
-        day = 0.5 - 0.5 * math.cos(2 * math.pi * (h - 4) / 24)  # 0 at 04:00, 1 at 16:00
-        lunch = 1 - 0.25 * math.exp(-((h - 12.5) ** 2) / 0.5)
-        rates.append((low + (high - low) * day**1.5 * lunch) * drift)
-    return rates
+def main(argv: list[str] | None = None) -> int:
+    """Write the trace as JSON Lines to stdout."""
+    ap = argparse.ArgumentParser(description="Write the benchmark's ramp-and-bursts trace as JSON Lines.")
+    ap.add_argument("--seed", type=int, default=7)
+    a = ap.parse_args(argv)
+    for r in ramp_trace(a.seed):
+        row = {"t": r.t, "prompt_tokens": r.prompt_tokens, "output_tokens": r.output_tokens}
+        sys.stdout.write(json.dumps(row) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,6 +14,7 @@ from modelfleet.autoscaler.policy import (
     Observation,
     PolicyState,
     Recommendation,
+    ReplicaCapacity,
     decide,
 )
 
@@ -202,3 +203,39 @@ def test_monotone_in_queue_depth(spec: AutoscalingSpec, o: Observation, state: P
     d_lo = decide(spec, replace(o, waiting=lo), state, T0, seqs)
     d_hi = decide(spec, replace(o, waiting=hi), state, T0, seqs)
     assert d_lo.desired_replicas <= d_hi.desired_replicas
+
+
+# With the planner's KV capacity (ReplicaCapacity) the policy sizes by the batch a replica really
+# runs. Hand computations: KV 28,000 tokens per replica; 3 ready pods report 60 running requests
+# at 0.9 KV usage -> 0.9 x 28,000 x 3 / 60 = 1,260 tokens a request -> C = 28,000 / 1,260 = 22.2
+# sequences a replica (maxNumSeqs 256 would say 256). Headroom factor z = 2 (no startup seen yet).
+KV = ReplicaCapacity(kv_cache_tokens=28_000)
+C = 28_000 / 1_260
+CAPACITY_CASES: list[tuple[str, Observation, ReplicaCapacity, int, float]] = [
+    # id, observation, capacity, desired, raw
+    ("saturated by KV, 40 waiting: need = 60 + (40 - 4x3)/2 = 74",
+     obs(40, 60, 3, kv_cache_usage=0.9), KV, 5, (74 + 2 * 74**0.5) / C),
+    ("busy, nothing waits: (60 + 2 sqrt 60) / C = 3.4 -> 4",
+     obs(0, 60, 3, kv_cache_usage=0.9), KV, 4, (60 + 2 * 60**0.5) / C),
+    ("starting pods absorb a batch each: 40 - 12 - 2 x 22.2 < 0 -> need = 60",
+     obs(40, 60, 3, replicas=5, kv_cache_usage=0.9), KV, 5, (60 + 2 * 60**0.5) / C),
+    ("a 240 s startup doubles the headroom: z = 2 x sqrt(4)",
+     obs(0, 60, 3, kv_cache_usage=0.9), ReplicaCapacity(28_000, 240.0), 5, (60 + 4 * 60**0.5) / C),
+]
+
+
+@pytest.mark.parametrize(("case", "o", "cap", "desired", "raw"), CAPACITY_CASES, ids=[c[0] for c in CAPACITY_CASES])
+def test_kv_capacity_sizes_by_the_real_batch(case: str, o: Observation, cap: ReplicaCapacity, desired: int,
+                                             raw: float) -> None:
+    d = decide(sp(max_replicas=32), o, history(o.replicas, 10), T0, 256, capacity=cap)
+    assert d.raw == pytest.approx(raw)
+    assert d.desired_replicas == desired, d.reason
+    assert d.details["batch"] == pytest.approx(C)
+
+
+def test_without_kv_usage_the_capacity_is_not_used() -> None:
+    o = obs(23, 48, 3)
+    with_cap = decide(SPEC, o, PolicyState(), T0, S, capacity=KV)
+    without = decide(SPEC, o, PolicyState(), T0, S)
+    assert (with_cap.desired_replicas, with_cap.raw) == (without.desired_replicas, without.raw) == (6, pytest.approx(
+        48 / 16 + (23 - 12) / 4))

@@ -9,10 +9,11 @@ import sys
 from typing import Any
 
 from modelfleet.autoscaler.replay import ReplayError, load_deployment, parse_observations, replay
+from modelfleet.autoscaler.simulate.command import add_simulate
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``autoscale`` (with the ``replay`` verb) on an argparse sub-parsers object."""
+    """Register ``autoscale`` (verbs ``replay`` and ``simulate``) on an argparse sub-parsers object."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "autoscale", help="autoscaler tools", description="Autoscaler tools.")
     verbs = p.add_subparsers(dest="autoscale_verb", required=True, metavar="VERB")
@@ -25,6 +26,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     r.add_argument("--observations", required=True, metavar="FILE.jsonl", help="recorded observations")
     r.add_argument("-o", "--output", choices=("json", "table"), default="json")
     r.set_defaults(func=cmd_replay)
+    add_simulate(verbs)
     return p
 
 
@@ -52,7 +54,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry for tests: ``main(["autoscale", "replay", ...])``."""
+    """Stand-alone entry for tests: ``main(["autoscale", "replay" | "simulate", ...])``."""
     parser = argparse.ArgumentParser(prog="modelfleet")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -38,7 +38,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from modelfleet.api import AutoscalerStatus, AutoscalingSpec
 from modelfleet.autoscaler.metrics import DeploymentKey, MetricsError, MetricsSource, Signals
-from modelfleet.autoscaler.policy import Decision, Observation, PolicyState, decide, iso
+from modelfleet.autoscaler.policy import Decision, Observation, PolicyState, ReplicaCapacity, decide, iso
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class Target:
     autoscaler_status: Mapping[str, Any] | None = None  # status.autoscaler as stored (camelCase)
     conditions: Sequence[Mapping[str, Any]] = ()  # status.conditions as stored
     pod_urls: Mapping[str, str] = field(default_factory=dict)  # ready pod -> metrics URL (scrape only)
+    kv_cache_tokens: int | None = None  # per replica, from status.capacity (the planner)
+    startup_seconds: float | None = None  # observed pod creation -> Ready (median over ready pods)
 
     @property
     def key(self) -> DeploymentKey:
@@ -270,7 +272,8 @@ async def run_cycle(targets: Sequence[Target], source: MetricsSource, store: Act
         sig = signals.get(target.key)
         obs = observe(target, sig, error, max_age)
         state = PolicyState.from_status(target.autoscaler_status)
-        d = decide(target.spec, obs, state, now, target.max_num_seqs)
+        capacity = ReplicaCapacity(target.kv_cache_tokens, target.startup_seconds)
+        d = decide(target.spec, obs, state, now, target.max_num_seqs, capacity=capacity)
         m.desired.labels(*target.key).set(d.desired_replicas)
         m.available.labels(*target.key).set(1 if d.metrics_available else 0)
         if obs.waiting is not None:

@@ -5,7 +5,28 @@ How a decision is made (one call of :func:`decide` per cycle and LLMDeployment):
 1. **Metrics gate.** No queue metric, stale metrics, or no ready pod reporting: *hold* at the
    current replicas (clamped into [min, max] only), ``metrics_available=False``, and say why.
    Nothing is recorded, so a gap in metrics never lowers the stabilization window's maximum.
-2. **Raw need**, in replicas (S = ``max_num_seqs``, T = ``target_queue_depth``)::
+2. **Raw need**, in replicas. With the planner's KV capacity per replica (``ReplicaCapacity``,
+   from ``status.capacity.kvCacheTokens``) and a KV-usage reading, the policy knows how many
+   sequences one replica really runs at once for the current requests, which ``maxNumSeqs``
+   alone overstates whenever the KV cache fills first::
+
+       per_seq = kv_cache_usage x kv_cache_tokens x serving / running   # KV tokens per running request
+       C       = min(maxNumSeqs, kv_cache_tokens / per_seq)              # full batch of one replica
+       queued  = max(0, waiting - T x serving - C x coming)               # queue the coming pods won't absorb
+       need    = running + queued / 2                                      # sequences that want a slot
+       raw     = (need + z x sqrt(need)) / C                               # replicas, with headroom
+
+   ``z x sqrt(need)`` is square-root safety staffing (the headroom a pool of servers needs grows
+   with the square root of its load, so large fleets run hotter than small ones; a fixed
+   utilisation target cannot do that). ``z`` is ``HEADROOM_SIGMAS`` (2) times
+   ``sqrt(startup / 60 s)`` (between 1 and 2) with the *observed* pod startup time: the longer a
+   new pod takes, the more the load can move before it serves. Only half the queue counts as
+   load (``BACKLOG_BATCHES``): a queue is partly backlog that the current pods drain, and each
+   starting pod is credited with a full batch, so a queue that grows during a cold start does not
+   order the same replicas again.
+
+   Without KV capacity or KV usage (older status, older vLLM) the original rule applies
+   (S = ``max_num_seqs``, T = ``target_queue_depth``)::
 
        load    = max(running / S, kv_cache_usage * ready)    # replicas kept busy right now
        excess  = max(0, waiting - T * ready - (S + T) * starting)
@@ -55,6 +76,10 @@ Action = Literal["scale-up", "scale-down", "hold"]
 DEFAULT_UNREADY_GRACE_SECONDS = 600.0
 #: Upper bound on stored change points (keeps status small whatever the windows are).
 MAX_RECOMMENDATIONS = 64
+#: Square-root headroom factor at a startup time of one minute or less (see the module docstring).
+HEADROOM_SIGMAS = 2.0
+#: A queue counts as this many times less load than running requests (part of it is backlog).
+BACKLOG_BATCHES = 2.0
 
 
 def iso(t: float) -> str:
@@ -83,6 +108,16 @@ class Observation:
     #: How long the longest-waiting not-ready pod has existed (from its creationTimestamp);
     #: None: unknown, treated as within the grace.
     unready_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ReplicaCapacity:
+    """What the operator knows about one replica beyond the metrics (all optional)."""
+
+    #: KV-cache capacity in tokens, from the planner (status.capacity).
+    kv_cache_tokens: int | None = None
+    #: How long a new pod takes from creation to Ready, as observed on this deployment's pods.
+    startup_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +205,23 @@ def _window(recs: tuple[Recommendation, ...], now: float, seconds: float) -> lis
     return out
 
 
+def _headroom_sigmas(capacity: ReplicaCapacity | None) -> float:
+    """Safety factor on the square-root headroom: grows with the observed startup time."""
+    startup = capacity.startup_seconds if capacity is not None else None
+    scale = math.sqrt(min(4.0, max(1.0, startup / 60.0))) if startup else 1.0
+    return HEADROOM_SIGMAS * scale
+
+
+def _batch_capacity(max_num_seqs: float, kv_usage: float | None, running: float | None, serving: int,
+                    capacity: ReplicaCapacity | None) -> float | None:
+    """Sequences one replica runs at once for the current requests: maxNumSeqs, or fewer when
+    the KV cache fills first. None without the planner's KV capacity or a KV-usage reading."""
+    if capacity is None or not capacity.kv_cache_tokens or not kv_usage or not running or serving <= 0:
+        return None
+    tokens_per_seq = kv_usage * capacity.kv_cache_tokens * serving / running
+    return max(1.0, min(max_num_seqs, capacity.kv_cache_tokens / tokens_per_seq))
+
+
 def _clamp(n: int, spec: AutoscalingSpec) -> int:
     return max(spec.min_replicas, min(spec.max_replicas, n))
 
@@ -186,6 +238,7 @@ def decide(
     max_num_seqs: int,
     *,
     unready_grace: float = DEFAULT_UNREADY_GRACE_SECONDS,
+    capacity: ReplicaCapacity | None = None,
 ) -> Decision:
     """Decide the replica count for one LLMDeployment; see the module docstring for the rules."""
     current = max(0, obs.replicas)
@@ -228,11 +281,20 @@ def decide(
     coming = counted_starting + unreported
     waiting = float(obs.waiting or 0.0)
     running = None if obs.running is None else float(obs.running)
-    load = max((running or 0.0) / s, (obs.kv_cache_usage or 0.0) * serving)
-    excess = max(0.0, waiting - t * serving - (s + t) * coming)
-    raw = load + coming + excess / t
+    seqs = _batch_capacity(s, obs.kv_cache_usage, running, serving, capacity)
+    if seqs is None:
+        load = max((running or 0.0) / s, (obs.kv_cache_usage or 0.0) * serving)
+        excess = max(0.0, waiting - t * serving - (s + t) * coming)
+        raw = load + coming + excess / t
+    else:
+        busy = running or 0.0
+        queued = max(0.0, waiting - t * serving - seqs * coming)
+        need = busy + queued / BACKLOG_BATCHES
+        load = busy / seqs
+        raw = (need + _headroom_sigmas(capacity) * math.sqrt(need)) / seqs
+        s = seqs
     details = {"waiting": waiting, "running": running if running is not None else math.nan, "load": load,
-               "raw": raw, "starting": float(starting)}
+               "raw": raw, "starting": float(starting), "batch": s}
 
     # 3. Tolerance band, clamps.
     rec = current if current > 0 and abs(raw / current - 1.0) <= spec.tolerance else math.ceil(raw - 1e-09)

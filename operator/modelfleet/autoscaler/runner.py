@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import statistics
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,19 @@ def _pod_state(pod: dict[str, Any]) -> str:
     return "starting"
 
 
+def _startup_seconds(pods: Sequence[dict[str, Any]]) -> float | None:
+    """Median creation-to-Ready time of the ready pods (their Ready condition's transition time)."""
+    took = []
+    for pod in pods:
+        created = _parse_time(pod.get("metadata", {}).get("creationTimestamp"))
+        ready = next((c for c in (pod.get("status") or {}).get("conditions") or []
+                      if c.get("type") == "Ready" and c.get("status") == "True"), None)
+        since = _parse_time(ready.get("lastTransitionTime")) if ready else None
+        if created is not None and since is not None and since >= created:
+            took.append(since - created)
+    return statistics.median(took) if took else None
+
+
 def target_for(view: View, now: float) -> Target | None:
     """The autoscaler's view of one LLMDeployment, or None when it is not autoscaled (or not yet deployed)."""
     try:
@@ -78,6 +92,8 @@ def target_for(view: View, now: float) -> Target | None:
             for p, s in states
             if s == "ready" and (p.get("status") or {}).get("podIP")
         },
+        kv_cache_tokens=(status.get("capacity") or {}).get("kvCacheTokens"),
+        startup_seconds=_startup_seconds([p for p, s in states if s == "ready"]),
     )
 
 
