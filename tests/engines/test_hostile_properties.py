@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from test_vllm_parser import Line, body, owned_values, rendered
+from test_vllm_parser import Line, body, misparsed, rendered
 from vllm_venv import judge
 
 from modelfleet import api, engines
@@ -149,16 +149,7 @@ def test_what_renders_is_parsed_by_vllm_as_intended() -> None:
     # Enough of the generated specs must get through, or the property says little.
     assert len(lines) >= 100, f"only {len(lines)} of {seen} hostile specs rendered"
     verdicts = {r["id"]: r for r in judge(VERSION, tuple((ln.ident, tuple(ln.argv)) for ln in lines))["results"]}
-    wrong = []
-    for line in lines:
-        verdict = verdicts[line.ident]
-        if not verdict["ok"]:
-            wrong.append(f"{line.ident}: vLLM refused `vllm serve {' '.join(line.argv)}`: {verdict['error']}")
-            continue
-        values = owned_values(verdict["values"])
-        diffs = {k: (values[k], want) for k, want in line.want.items() if values[k] != want}
-        if diffs:
-            wrong.append(f"{line.ident}: `vllm serve {' '.join(line.argv)}` parsed as (got, want) {diffs}")
+    wrong = misparsed(lines, verdicts, VERSION)
     print(f"{seen} hostile specs: {seen - len(lines)} refused naming the field, {len(lines)} rendered and "
           f"parsed by vLLM {VERSION}, {len(wrong)} wrong")
     assert not wrong, "\n".join(wrong[:20])
