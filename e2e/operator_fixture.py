@@ -78,8 +78,14 @@ def crd(cluster: Cluster) -> Path:
 
 
 def start_operator(kubeconfig: str, log: Path, **settings: str) -> OperatorProcess:
-    """`modelfleet run` as a subprocess with MODELFLEET_* settings, once its liveness endpoint answers."""
+    """`modelfleet run` as a subprocess with MODELFLEET_* settings, once its liveness endpoint answers.
+
+    Every operator elects a leader on a Lease; unless `lease_name` is given, each one gets a Lease of its
+    own (operators of different tests must not wait for each other). Pass the same `lease_name` to two
+    operators to make them compete.
+    """
     health, metrics = free_port(), free_port()
+    settings.setdefault("lease_name", f"e2e-operator-{health}")
     log.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, KUBECONFIG=kubeconfig, **{f"MODELFLEET_{k.upper()}": v for k, v in settings.items()})
     command = [sys.executable, "-m", "modelfleet.cli", "run", "--health-port", str(health)]

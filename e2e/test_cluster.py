@@ -108,7 +108,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(CLUSTER_CLI), *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("args", [["frobnicate"], ["up", "--no-such-flag"], ["up", "--nodes", "zero"], []])
+@pytest.mark.parametrize("args", [["frobnicate"], ["up", "--no-such-flag"], ["up", "--nodes", "zero"], [],
+                                  ["stop", "apiserver"], ["restart"], ["start", "etcd", "--kill"],
+                                  ["stop", "etcd", "kwok"]])
 def test_cli_bad_input_prints_usage_and_exits_2(args: list[str]) -> None:
     res = run_cli(*args)
     assert res.returncode == 2, res

@@ -55,7 +55,9 @@ def deployment_ready(cluster: Cluster, namespace: str, name: str) -> dict | None
         return None
     dep = json.loads(res.stdout)
     st = dep.get("status", {})
-    ok = st.get("readyReplicas") == 1 and st.get("observedGeneration") == dep["metadata"]["generation"]
+    # Every operator pod Ready (the chart runs two: a leader and a standby, both answer /healthz).
+    want = dep["spec"]["replicas"]
+    ok = st.get("readyReplicas") == want >= 1 and st.get("observedGeneration") == dep["metadata"]["generation"]
     return dep if ok else None
 
 

@@ -64,7 +64,11 @@ def test_operator_works_with_only_the_charts_rbac(
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all(docs))
     (sa,) = [d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"]
     kubeconfig = token_kubeconfig(cluster, ns, sa, tmp_path / "operator.kubeconfig")
-    settings: dict[str, Any] = {"metrics_mode": "off", "resync_seconds": "5", "log_level": "info"}
+    # It elects on the Lease the chart grants it (its name is the only one in the Lease Role's resourceNames).
+    (lease_role,) = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-leader-election")]
+    (lease_name,) = {n for rule in lease_role["rules"] for n in rule.get("resourceNames", [])}
+    settings: dict[str, Any] = {"metrics_mode": "off", "resync_seconds": "5", "log_level": "info",
+                                "lease_namespace": ns, "lease_name": lease_name}
     if mode == "namespaced":
         settings["namespaces"] = ns
     op = start_operator(str(kubeconfig), tmp_path / "operator.log", **settings)
@@ -79,6 +83,8 @@ def test_operator_works_with_only_the_charts_rbac(
         assert any(e["reason"] == "CreatedDeployment" for e in events), events
         log = op.log.read_text()
         assert "Forbidden" not in log and " 403" not in log, op.log_tail(80)
+        holder = cluster.kubectl("get", "lease", lease_name, "-n", ns, "-o", "jsonpath={.spec.holderIdentity}")
+        assert holder.stdout.strip(), f"the operator did not hold its Lease; log:\n{op.log_tail()}"
     finally:
         op.proc.terminate()
         op.proc.wait(timeout=20)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import build, cluster, config
+from . import build, cluster, config, faults
 
 DESCRIPTION = f"""\
 A local Kubernetes {config.KUBERNETES_VERSION} control plane (etcd, kube-apiserver, kube-controller-manager,
@@ -31,7 +31,7 @@ def _non_negative(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="e2e/cluster", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="verb", metavar="{up,down,status,env,build}")
+    sub = p.add_subparsers(dest="verb", metavar="{up,down,status,env,build,stop,start,restart}")
     sub.required = True
     upp = sub.add_parser("up", help="build what is missing, start the cluster, print KUBECONFIG=<path> last")
     upp.add_argument("--nodes", type=_positive, default=config.DEFAULT_NODES,
@@ -47,6 +47,17 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="print state.json (plus \"up\") as JSON")
     sub.add_parser("env", help="print KUBECONFIG=<path> if the cluster is up (exit 1 if not)")
     sub.add_parser("build", help="build and cache every binary (Kubernetes, etcd, kwok, helm) and Prometheus")
+    for verb, text in (
+        ("stop", "stop one component on purpose (a fault for tests); `status` shows it stopped"),
+        ("start", "start a stopped component again on the same port with the same data"),
+        ("restart", "stop and start one component (same port, same data); the pid changes"),
+    ):
+        fp = sub.add_parser(verb, help=text, description=text)
+        fp.add_argument("component", choices=faults.COMPONENTS, metavar="COMPONENT",
+                        help=f"one of: {', '.join(faults.COMPONENTS)}")
+        if verb != "start":
+            fp.add_argument("--kill", action="store_true",
+                            help="SIGKILL at once (a crash) instead of SIGTERM with a 3 s grace (a clean stop)")
     return p
 
 
@@ -61,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             return cluster.status(as_json=args.json)
         if args.verb == "env":
             return cluster.env()
+        if args.verb in ("stop", "start", "restart"):
+            return faults.run(args.verb, args.component, kill=getattr(args, "kill", False))
         if args.verb == "build":
             build.ensure_all(helm=True, prometheus=True)
             for name in (*config.K8S_BINARIES, "kwok", "helm", "prometheus"):

@@ -166,6 +166,8 @@ def start_prometheus(lay: Layout, st: dict[str, Any], p: pki.Pki) -> None:
     st["prometheus_url"] = f"http://127.0.0.1:{port}"
     st["prometheus_config"] = str(lay.prometheus_dir / "prometheus.yml")
     st["prometheus_job"] = config.PROMETHEUS_JOB
+    if "prometheus" in st.get("stopped", []):
+        st["stopped"].remove("prometheus")
     state.save(lay.state_file, st)
 
 
@@ -183,7 +185,7 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False) -> i
     lay = layout()
     t0 = time.monotonic()
     with state_lock(lay):
-        st = is_up(lay)
+        st = is_up(lay) or _start_stopped(lay)
         if st:
             log(f"already up ({lay.root}); nodes: {st['nodes']} x {st['gpus_per_node']} {config.GPU_RESOURCE}")
             if (n_nodes, gpus) != (st["nodes"], st["gpus_per_node"]):
@@ -260,6 +262,27 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False) -> i
         return 0
 
 
+def _start_stopped(lay: Layout) -> dict[str, Any] | None:
+    """A cluster whose only missing components are the ones `e2e/cluster stop` stopped: start them in
+    place (same ports and data) rather than rebuilding it. Returns the state if that made it up."""
+    from . import faults  # faults uses this module
+
+    st = state.load(lay.state_file)
+    if not st or not st.get("complete") or not st.get("stopped"):
+        return None
+    stopped = set(st["stopped"])
+    for name, pid in st.get("pids", {}).items():
+        if name not in stopped and name != "prometheus" and not procs.is_ours(pid, st["binaries"][name]):
+            return None  # something crashed besides: rebuild as before
+    log(f"starting what `e2e/cluster stop` stopped: {', '.join(st['stopped'])}")
+    try:
+        faults.start_stopped(lay, st)
+    except (faults.FaultError, StartError) as e:
+        log(f"could not start them ({e}); rebuilding the cluster")
+        return None
+    return is_up(lay)
+
+
 def _prom_fail(lay: Layout, e: StartError) -> int:
     print(f"[cluster] Prometheus failed to start: {e}\n{procs.tail(lay.log('prometheus'))}", file=sys.stderr)
     return 1
@@ -300,6 +323,9 @@ def status(as_json: bool = False) -> int:
         print(f"not running (no state in {lay.root})")
         return 1
     print(f"cluster: {'UP' if running else 'NOT HEALTHY'}   state: {lay.root}")
+    if st.get("stopped"):
+        print(f"stopped on purpose: {', '.join(st['stopped'])} "
+              "(`e2e/cluster start COMPONENT` or `up` brings them back)")
     print(f"kubernetes {st['version']}  api {st['server']}  kubeconfig {st['kubeconfig']}")
     print(f"nodes: {st['nodes']} x {st['gpus_per_node']} {config.GPU_RESOURCE}")
     for name in reversed(STOP_ORDER):
@@ -307,8 +333,9 @@ def status(as_json: bool = False) -> int:
             continue
         pid = st["pids"][name]
         ok = procs.is_ours(pid, st["binaries"][name])
+        word = "running" if ok else "stopped" if name in st.get("stopped", []) else "DEAD"
         port = st["ports"].get(name, "")
-        print(f"  {name:<24} pid {pid:<8} {'running' if ok else 'DEAD':<8} port {port!s:<6} log {st['logs'][name]}")
+        print(f"  {name:<24} pid {pid:<8} {word:<8} port {port!s:<6} log {st['logs'][name]}")
     if st.get("prometheus_url"):
         print(f"prometheus: {st['prometheus_url']}  targets dir: {st['targets_dir']}")
     return 0 if running else 1

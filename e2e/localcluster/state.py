@@ -2,7 +2,8 @@
 
 Keys: version, kubeconfig, server, state_dir, nodes, gpus_per_node, ports{name: port},
 pids{name: pid}, binaries{name: path}, logs{name: path}, prometheus_url (or null), targets_dir,
-prometheus_job, started_at (unix time).
+prometheus_job, started_at (unix time), stopped [names] (components `e2e/cluster stop` stopped;
+the pid of each stays recorded, replaced when it starts again).
 """
 
 from __future__ import annotations

@@ -70,6 +70,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "health_port": args.health_port,
         "metrics_port": args.metrics_port,
         "autoscale_interval_seconds": args.autoscale_interval,
+        "lease_name": args.lease_name,
+        "lease_namespace": args.lease_namespace,
+        "identity": args.identity,
+        "leader_election": False if args.no_leader_election else None,
     }
     settings = Settings(**{**settings.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
     return run_operator(settings)
@@ -106,6 +110,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--health-port", type=int, help="liveness endpoint port, /healthz (MODELFLEET_HEALTH_PORT)")
     run.add_argument("--metrics-port", type=int, help="operator /metrics port (MODELFLEET_METRICS_PORT)")
     run.add_argument("--autoscale-interval", type=int, help="seconds between autoscaler cycles")
+    election = run.add_argument_group(
+        "leader election",
+        "Operators sharing a Lease elect one leader; only it reconciles and autoscales, the others wait.",
+    )
+    election.add_argument("--lease-name", help="Lease to elect on (MODELFLEET_LEASE_NAME; default modelfleet)")
+    election.add_argument(
+        "--lease-namespace",
+        help="namespace of the Lease (MODELFLEET_LEASE_NAMESPACE; default: the pod's namespace, else default)",
+    )
+    election.add_argument(
+        "--identity", help="this process in the Lease (MODELFLEET_IDENTITY; default: POD_NAME, else host-pid)"
+    )
+    election.add_argument(
+        "--no-leader-election",
+        action="store_true",
+        help="act at once without a Lease (MODELFLEET_LEADER_ELECTION=false); only when no other operator runs",
+    )
     run.set_defaults(func=_cmd_run)
 
     render = sub.add_parser(

@@ -12,6 +12,7 @@ from modelfleet import api, sync
 from modelfleet.kube import KubeError
 from modelfleet.runtime import RUNTIME
 from modelfleet.status import pod_problem
+from modelfleet.supervise import backoff
 
 log = logging.getLogger(__name__)
 LLM = (api.GROUP, api.VERSION, api.PLURAL)
@@ -28,9 +29,14 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     settings.posting.enabled = False
     settings.execution.max_workers = 8
+    # Every kopf API call is bounded too: a half-open connection fails the call, kopf retries.
+    timeouts = RUNTIME.settings
+    settings.networking.connect_timeout = timeouts.api_connect_timeout_seconds
     settings.networking.request_timeout = 30
+    settings.watching.connect_timeout = timeouts.api_connect_timeout_seconds
     settings.watching.server_timeout = 300
-    RUNTIME.start(sync.resync_forever())
+    settings.watching.client_timeout = 330  # the server ends a watch at 300 s; a silent one is dead by 330 s
+    RUNTIME.start()
 
 
 @kopf.on.cleanup()
@@ -39,8 +45,8 @@ async def stop(**_: Any) -> None:
     await RUNTIME.stop()
 
 
-def _run(body: kopf.Body) -> None:
-    """Reconcile, mapping failures onto kopf's retry semantics."""
+def _run(body: kopf.Body, retry: int) -> None:
+    """Reconcile, mapping failures onto kopf's retry semantics (retries back off with jitter, capped)."""
     try:
         sync.reconcile_one(body["metadata"]["namespace"], body["metadata"]["name"], dict(body))
     except ValidationError as exc:
@@ -48,22 +54,25 @@ def _run(body: kopf.Body) -> None:
         raise kopf.PermanentError(f"invalid spec: {exc.errors()[0].get('msg')}") from exc
     except KubeError as exc:
         if exc.retryable:
-            raise kopf.TemporaryError(str(exc), delay=5 if exc.status == 409 else 15) from exc
+            raise kopf.TemporaryError(str(exc), delay=backoff(retry + 1, 2 if exc.status == 409 else 5, 120)) from exc
+        # Refused children are reported by reconcile itself (condition + Event); this is anything else.
         raise kopf.PermanentError(str(exc)) from exc
 
 
 @kopf.on.resume(*LLM)
 @kopf.on.create(*LLM)
 @kopf.on.update(*LLM, field="spec")
-def on_spec(body: kopf.Body, **_: Any) -> None:
+def on_spec(body: kopf.Body, retry: int, **_: Any) -> None:
     """A new or changed spec (or an operator restart): converge children and status."""
-    _run(body)
+    _run(body, retry)
 
 
 @kopf.on.event(*LLM)
 def track(event: kopf.RawEvent, **_: Any) -> None:
-    """Keep the in-memory view the autoscaler reads (no API calls)."""
-    RUNTIME.registry.observe_llm(event)
+    """Keep the in-memory view the autoscaler reads (no API calls); a deletion prunes what we keep for it."""
+    if RUNTIME.registry.observe_llm(event):
+        meta = event["object"]["metadata"]
+        sync.forget(meta["namespace"], meta["name"])
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
@@ -99,7 +108,9 @@ def _refresh_owner(child: Any) -> None:
     if not name:
         return
     try:
-        sync.reconcile_one(meta["namespace"], name, None)
+        # Do not park one of kopf's few workers behind a reconcile of the same object that is already
+        # running; if that one read too early, the next resync catches up.
+        sync.reconcile_one(meta["namespace"], name, None, wait=5)
     except (KubeError, ValidationError) as exc:
         # Event handlers are not retried; the periodic resync catches up.
         log.warning("could not refresh %s/%s after a child change: %s", meta.get("namespace"), name, exc)

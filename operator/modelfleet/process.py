@@ -1,4 +1,4 @@
-"""Start the operator process: logging, kubeconfig, /metrics, and kopf with our handlers."""
+"""Start the operator process: logging, kubeconfig, /metrics and /healthz, leader election, then kopf."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ def run_operator(settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    from modelfleet.kube import load_config
+    from modelfleet.health import serve_health
+    from modelfleet.kube import Kube, load_config
+    from modelfleet.leader import LeaderElector, exit_now
     from modelfleet.runtime import RUNTIME
 
     RUNTIME.configure(settings)  # before the handlers import: their timers read the intervals
@@ -31,13 +33,32 @@ def run_operator(settings: Settings) -> int:
         print(f"modelfleet run: no cluster to talk to ({exc}); set KUBECONFIG or run in a pod", file=sys.stderr)
         return 1
     start_http_server(settings.metrics_port)
-    namespaces = list(settings.namespaces)
-    asyncio.run(
-        kopf.operator(
-            standalone=True,
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+    role = ["standby" if settings.leader_election else "leader"]
+    serve_health(settings.health_port, lambda: role[0])
+    elector = None
+    if settings.leader_election:
+        # Short timeouts and no urllib3 retry: one Lease call must fit well inside the renew deadline.
+        retry = settings.lease_retry_seconds
+        elector = LeaderElector(
+            Kube(timeout=(retry, retry), retry=False),
+            settings.lease_namespace,
+            settings.lease_name,
+            settings.identity,
+            settings.lease_duration_seconds,
+            settings.lease_renew_deadline_seconds,
+            retry,
         )
-    )
+        RUNTIME.may_write = elector.leading  # before anything builds RUNTIME.kube
+        try:
+            elector.acquire()
+        except KeyboardInterrupt:
+            return 0
+        elector.keep(on_lost=exit_now)
+        role[0] = "leader"
+    namespaces = list(settings.namespaces)
+    try:
+        asyncio.run(kopf.operator(standalone=True, clusterwide=not namespaces, namespaces=namespaces))
+    finally:
+        if elector is not None:
+            elector.release()
     return 0

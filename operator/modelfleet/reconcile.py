@@ -7,12 +7,15 @@ nothing, so neither status churn nor Events come from a resync.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelfleet import api, engines, render, status
+from modelfleet import api, drift, engines, render, status
 from modelfleet.fitcheck import FitOutcome, check_fit
-from modelfleet.kube import Kube
+from modelfleet.kube import Kube, KubeError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -22,6 +25,7 @@ class Result:
     applied: list[str] = field(default_factory=list)
     status_patch: dict[str, Any] = field(default_factory=dict)
     events: list[status.EventSpec] = field(default_factory=list)
+    rejected: str | None = None  # the API server refused a child: why, in its words
 
 
 def now_iso() -> str:
@@ -47,6 +51,20 @@ def desired_replicas(llm: api.LLMDeployment, existing: dict[str, Any] | None) ->
     return max(auto.min_replicas, min(auto.max_replicas, int(chosen)))
 
 
+def applied_replicas(llm: api.LLMDeployment, existing: dict[str, Any] | None, desired: int) -> int:
+    """The replica count the reconciler applies. Autoscaled with a Deployment in place: the Deployment's
+    own count, only clamped into [min, max]. The autoscaler owns that number (scale subresource); the
+    reconciler may hold a body older than the autoscaler's last decision, and re-applying its stale
+    desiredReplicas would undo a scale (a scale-down the stabilization window forbade)."""
+    if not llm.spec.autoscaling.enabled or existing is None:
+        return desired
+    auto = llm.spec.autoscaling
+    live = (existing.get("spec") or {}).get("replicas")
+    if live is None:
+        return desired
+    return max(auto.min_replicas, min(auto.max_replicas, int(live)))
+
+
 def _needs_pods(deployment: dict[str, Any] | None) -> bool:
     """Pods are only worth listing when some replica is not ready (to say why)."""
     if deployment is None:
@@ -56,6 +74,15 @@ def _needs_pods(deployment: dict[str, Any] | None) -> bool:
     return bool(int(st.get("readyReplicas", 0)) < want or int(st.get("replicas", 0)) > want)
 
 
+def rejection_message(kind: str, name: str, exc: KubeError) -> str:
+    """What a person needs when the API server refuses a child: which object, which field, its words."""
+    fields = f" (field {', '.join(exc.fields)})" if exc.fields else ""
+    return (
+        f"the API server refused {kind} {name}{fields}: {exc.api_message}. "
+        "Fix the LLMDeployment's spec (or the policy that refused it); the operator retries every resync"
+    )
+
+
 def _apply_children(
     kube: Kube,
     body: dict[str, Any],
@@ -63,18 +90,48 @@ def _apply_children(
     existing: dict[str, dict[str, Any] | None],
     result: Result,
 ) -> dict[str, Any] | None:
-    """Apply each child whose config changed; returns the Deployment as it now stands."""
+    """Apply each child whose owned fields differ from the live object; returns the Deployment as it now stands.
+
+    A child the API server refuses (422 invalid, 403 forbidden by quota or admission) is reported in
+    `result.rejected` instead of failing the reconcile: status and an Event must say so.
+    """
     deployment = existing.get("Deployment")
     for child in children:
         kind = child["kind"]
-        current, changed = kube.apply_if_changed(render.with_owner(child, body), existing.get(kind))
-        if changed:
-            verb = "Updated" if existing.get(kind) else "Created"
-            result.applied.append(kind)
+        wanted, live = render.with_owner(child, body), existing.get(kind)
+        drifted = drift.differences(wanted, live) if live is not None else ["(absent)"]
+        if not drifted:
+            continue
+        if live is not None:
+            log.info("%s %s/%s differs in %s: re-applying", kind, wanted["metadata"]["namespace"],
+                     wanted["metadata"]["name"], ", ".join(drifted[:8]))
+        try:
+            current = kube.apply(wanted)
+        except KubeError as exc:
+            if not exc.refused:
+                raise
+            result.rejected = rejection_message(kind, wanted["metadata"]["name"], exc)
+            continue
+        result.applied.append(kind)
+        if _hand_edit(wanted, live, drifted):
+            message = f"{kind} {wanted['metadata']['name']} was edited outside the operator; restored " + ", ".join(
+                drifted[:8]
+            )
+            result.events.append(status.EventSpec("Normal", "RevertedDrift", message))
+        else:
+            verb = "Updated" if live else "Created"
             result.events.append(status.EventSpec("Normal", f"{verb}{kind}", _describe(verb, child)))
         if kind == "Deployment":
             deployment = current
     return deployment
+
+
+def _hand_edit(wanted: dict[str, Any], live: dict[str, Any] | None, drifted: list[str]) -> bool:
+    """The live child carries our current config hash yet differs: someone edited it (not a spec change)."""
+    if live is None or drifted == ["spec.replicas"]:
+        return False
+    have = (live["metadata"].get("annotations") or {}).get(render.CONFIG_HASH_ANNOTATION)
+    return bool(have == wanted["metadata"]["annotations"][render.CONFIG_HASH_ANNOTATION])
 
 
 def _describe(verb: str, child: dict[str, Any]) -> str:
@@ -108,14 +165,20 @@ def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None) -
     deployment = existing["Deployment"]
     if not held:
         weights = fit.report.weights_bytes if fit.report else None
-        choices = render.RenderChoices(replicas=replicas, max_model_len=fit.max_model_len, weights_bytes=weights)
+        choices = render.RenderChoices(
+            replicas=applied_replicas(llm, existing["Deployment"], replicas),
+            max_model_len=fit.max_model_len,
+            weights_bytes=weights,
+        )
         children = render.render(llm, choices)
         deployment = _apply_children(kube, body, children, existing, result)
     for event in result.events:  # what was done is said even if the status write below fails
         kube.event(body, event.type, event.reason, event.message)
     pods = kube.list_pods(llm.namespace, llm.name) if _needs_pods(deployment) else []
 
-    observed = status.Observed(deployment=deployment, pods=pods, rollout_held=held and deployment is not None)
+    observed = status.Observed(
+        deployment=deployment, pods=pods, rollout_held=held and deployment is not None, rejected=result.rejected
+    )
     wanted = status.compute(
         generation=int(body["metadata"].get("generation", 0)),
         endpoint=render.endpoint(llm),

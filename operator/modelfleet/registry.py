@@ -1,105 +1,178 @@
-"""An in-memory view of LLMDeployments and their Deployments, fed by kopf's watch events.
+"""An in-memory view of LLMDeployments, their Deployments and pods, fed by kopf's watch events.
 
 The autoscaler reads it every cycle instead of listing objects from the API server.
+
+Watch events alone can leave ghosts: after a relist (410 Gone) kopf re-delivers what exists but
+never a DELETED for what vanished meanwhile. So the registry is also rebuilt from a fresh LIST now
+and then (`replace_from_list`, mark-and-sweep): what the LIST lacks is dropped unless a watch event
+newer than the LIST's start re-added it; what the LIST has is taken unless a newer event (or a
+deletion) was seen meanwhile. Every observation carries a sequence number to tell "newer" apart.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelfleet import api
 
 Key = tuple[str, str]
+# (kind, namespace, owner LLMDeployment, object name); for LLMDeployments owner == name.
+ItemKey = tuple[str, str, str, str]
+LLM, DEPLOYMENT, POD, REPLICASET = "llm", "deployment", "pod", "replicaset"
+
+
+def _owner(obj: dict[str, Any]) -> str | None:
+    owner = (obj.get("metadata", {}).get("labels") or {}).get(api.DEPLOYMENT_LABEL)
+    return str(owner) if owner else None
+
+
+def item_key(kind: str, obj: dict[str, Any]) -> ItemKey | None:
+    """Where an object lives in the registry; None for objects that are not ours."""
+    meta = obj.get("metadata") or {}
+    namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+    if not name:
+        return None
+    if kind == LLM:
+        return (LLM, namespace, name, name)
+    owner = _owner(obj)
+    return (kind, namespace, owner, name) if owner else None
+
+
+def namespace_matcher(patterns: Iterable[str]) -> Any:
+    """kopf's namespace patterns (globs, `!` excludes) as a predicate; no patterns: every namespace."""
+    pats = [p for p in patterns if p]
+    include = [p for p in pats if not p.startswith("!")]
+    exclude = [p[1:] for p in pats if p.startswith("!")]
+
+    def match(namespace: str) -> bool:
+        if any(fnmatch.fnmatchcase(namespace, p) for p in exclude):
+            return False
+        return not include or any(fnmatch.fnmatchcase(namespace, p) for p in include)
+
+    return match
 
 
 class Registry:
-    """Latest known body of every watched LLMDeployment and child Deployment, by (namespace, name)."""
+    """Latest known body of every watched object, with sequence numbers for mark-and-sweep."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._llms: dict[Key, dict[str, Any]] = {}
-        self._deployments: dict[Key, dict[str, Any]] = {}
-        self._pods: dict[Key, dict[str, dict[str, Any]]] = {}
-        self._replicasets: dict[Key, dict[str, dict[str, Any]]] = {}
+        self._seq = 0
+        self._items: dict[ItemKey, tuple[int, dict[str, Any]]] = {}
+        self._tombstones: dict[ItemKey, int] = {}  # deleted since the last sweep, with when
 
-    @staticmethod
-    def _key(obj: dict[str, Any]) -> Key:
-        meta = obj.get("metadata", {})
-        return str(meta.get("namespace", "")), str(meta.get("name", ""))
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
 
-    def _observe(self, store: dict[Key, dict[str, Any]], event: Any) -> None:
+    def _observe(self, kind: str, event: Any) -> tuple[ItemKey | None, dict[str, Any] | None]:
+        """Apply one watch event; returns (key, the object as it was before)."""
         obj = dict(event.get("object") or {})
-        if not obj.get("metadata"):
-            return
+        key = item_key(kind, obj)
+        if key is None:
+            return None, None
         with self._lock:
+            seq = self._next()
+            before = self._items.get(key)
             if event.get("type") == "DELETED":
-                store.pop(self._key(obj), None)
+                self._items.pop(key, None)
+                self._tombstones[key] = seq
+                if kind == LLM:  # its children's entries go with it; their own DELETED events may never come
+                    self._drop_children(key[1], key[2], seq)
             else:
-                store[self._key(obj)] = obj
+                self._items[key] = (seq, obj)
+                self._tombstones.pop(key, None)
+        return key, before[1] if before else None
 
-    def observe_llm(self, event: Any) -> None:
-        """Record a watch event of an LLMDeployment."""
-        self._observe(self._llms, event)
+    def _drop_children(self, namespace: str, owner: str, seq: int) -> None:
+        for key in [k for k in self._items if k[0] != LLM and k[1] == namespace and k[2] == owner]:
+            del self._items[key]
+            self._tombstones[key] = seq
 
-    @staticmethod
-    def _owner(obj: dict[str, Any]) -> str | None:
-        owner = (obj.get("metadata", {}).get("labels") or {}).get(api.DEPLOYMENT_LABEL)
-        return str(owner) if owner else None
+    def observe_llm(self, event: Any) -> bool:
+        """Record a watch event of an LLMDeployment; True when it was a deletion (prune what is kept for it)."""
+        key, _ = self._observe(LLM, event)
+        return key is not None and event.get("type") == "DELETED"
 
     def observe_deployment(self, event: Any) -> None:
-        """Record a watch event of a child Deployment (keyed by its owner's name).
-
-        Only the Deployment named after its LLMDeployment counts: another one carrying the same
-        label (anyone in the namespace can set labels) must not take its place.
-        """
-        obj = dict(event.get("object") or {})
-        owner = self._owner(obj)
-        if owner and obj["metadata"].get("name") == owner:
-            obj = {**obj, "metadata": {**obj["metadata"], "name": owner}}
-            self._observe(self._deployments, {**event, "object": obj})
+        """Record a watch event of a child Deployment (filed under its owner's name)."""
+        self._observe(DEPLOYMENT, event)
 
     def observe_pod(self, event: Any) -> dict[str, Any] | None:
-        """Record a watch event of a model pod (grouped by its owner); returns the pod as it was before."""
-        return self._observe_grouped(self._pods, event)
+        """Record a watch event of a model pod; returns the pod as it was before."""
+        return self._observe(POD, event)[1]
 
     def observe_replicaset(self, event: Any) -> None:
-        """Record a watch event of a model ReplicaSet (grouped by its owner), to tell our pods from look-alikes."""
-        self._observe_grouped(self._replicasets, event)
+        """Record a watch event of a model ReplicaSet: it links pods to the operator's Deployment."""
+        self._observe(REPLICASET, event)
 
-    def _observe_grouped(self, store: dict[Key, dict[str, dict[str, Any]]], event: Any) -> dict[str, Any] | None:
-        obj = dict(event.get("object") or {})
-        owner = self._owner(obj)
-        if not owner:
-            return None
-        key = (str(obj["metadata"].get("namespace", "")), owner)
-        pod_name = str(obj["metadata"].get("name", ""))
+    def mark(self) -> int:
+        """Call before a LIST: observations after this mark are newer than anything the LIST returns."""
         with self._lock:
-            pods = store.setdefault(key, {})
-            if event.get("type") == "DELETED":
-                return pods.pop(pod_name, None)
-            previous = pods.get(pod_name)
-            pods[pod_name] = obj
-            return previous
+            return self._seq
+
+    def replace_from_list(self, mark: int, listed: Iterable[tuple[str, dict[str, Any]]]) -> list[Key]:
+        """Rebuild from a LIST started at `mark`: returns the LLMDeployments dropped as ghosts."""
+        fresh: dict[ItemKey, dict[str, Any]] = {}
+        for kind, obj in listed:
+            key = item_key(kind, obj)
+            if key is not None:
+                fresh[key] = obj
+        removed: list[Key] = []
+        with self._lock:
+            seq = self._next()
+            for key, (seen, _) in list(self._items.items()):
+                if key not in fresh and seen <= mark:  # gone, and no event since the LIST began says otherwise
+                    del self._items[key]
+                    if key[0] == LLM:
+                        removed.append((key[1], key[2]))
+            for key, obj in fresh.items():
+                seen = self._items[key][0] if key in self._items else self._tombstones.get(key, 0)
+                if seen <= mark:  # nothing newer than the LIST was observed (no event, no deletion)
+                    self._items[key] = (seq, obj)
+            self._tombstones = {k: s for k, s in self._tombstones.items() if s > mark}
+        return removed
 
     def get_llm(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The latest body of one LLMDeployment, if it is known."""
         with self._lock:
-            return self._llms.get((namespace, name))
+            entry = self._items.get((LLM, namespace, name, name))
+            return entry[1] if entry else None
 
     def snapshot(self) -> list[View]:
         """Every known LLMDeployment with its Deployment and pods, copied so callers may not race the watchers."""
         with self._lock:
+            deployments: dict[Key, dict[str, Any]] = {}
+            pods: dict[Key, list[dict[str, Any]]] = {}
+            replicasets: dict[Key, list[dict[str, Any]]] = {}
+            llms: list[tuple[Key, dict[str, Any]]] = []
+            for (kind, namespace, owner, name), (_, obj) in self._items.items():
+                if kind == LLM:
+                    llms.append(((namespace, owner), obj))
+                elif kind == DEPLOYMENT:
+                    # Only the Deployment named after its LLMDeployment: another one carrying the same
+                    # label (anyone in the namespace can set labels) must not take its place.
+                    if name == owner:
+                        deployments[(namespace, owner)] = obj
+                elif kind == REPLICASET:
+                    replicasets.setdefault((namespace, owner), []).append(obj)
+                else:
+                    pods.setdefault((namespace, owner), []).append(obj)
             return [
-                View(
-                    llm,
-                    self._deployments.get(key),
-                    list(self._pods.get(key, {}).values()),
-                    list(self._replicasets.get(key, {}).values()),
-                )
-                for key, llm in self._llms.items()
+                View(llm, deployments.get(key), pods.get(key, []), replicasets.get(key, [])) for key, llm in llms
             ]
+
+    def size(self) -> dict[str, int]:
+        """How many objects of each kind are held (for /metrics and tests)."""
+        with self._lock:
+            out = {LLM: 0, DEPLOYMENT: 0, POD: 0, REPLICASET: 0}
+            for key in self._items:
+                out[key[0]] += 1
+            return out
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 MetricsMode = Literal["prometheus", "scrape", "off"]
@@ -51,6 +53,34 @@ def _int(env: dict[str, str], key: str, default: int) -> int:
     return value
 
 
+def _bool(env: dict[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise SettingsError(f"{key}={raw!r}: use true or false")
+    return raw in ("true", "1", "yes")
+
+
+# Where a pod finds its own namespace; outside a pod the file is absent and `default` is used.
+SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def default_lease_namespace(env: dict[str, str]) -> str:
+    """POD_NAMESPACE, else the pod's service-account namespace, else `default` (a local `modelfleet run`)."""
+    if env.get("POD_NAMESPACE"):
+        return env["POD_NAMESPACE"]
+    try:
+        return SA_NAMESPACE_FILE.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def default_identity(env: dict[str, str]) -> str:
+    """POD_NAME, else host name and process id: unique per process, so two local operators differ."""
+    return env.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the operator process can be told."""
@@ -66,6 +96,18 @@ class Settings:
     autoscale_interval_seconds: int = 15
     metrics_timeout_seconds: int = 5
     stale_after_seconds: int = 60
+    # Every Kubernetes call: seconds to connect and to wait for the answer (a half-open
+    # connection then fails the call instead of parking a worker for good).
+    api_connect_timeout_seconds: int = 5
+    api_read_timeout_seconds: int = 20
+    # Leader election on a coordination.k8s.io Lease (see leader.py for the timing argument).
+    leader_election: bool = True
+    lease_name: str = "modelfleet"
+    lease_namespace: str = "default"
+    identity: str = ""
+    lease_duration_seconds: int = 8
+    lease_renew_deadline_seconds: int = 5
+    lease_retry_seconds: int = 2
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -93,4 +135,22 @@ class Settings:
             autoscale_interval_seconds=_int(env, "MODELFLEET_AUTOSCALE_INTERVAL_SECONDS", 15),
             metrics_timeout_seconds=_int(env, "MODELFLEET_METRICS_TIMEOUT_SECONDS", 5),
             stale_after_seconds=_int(env, "MODELFLEET_STALE_AFTER_SECONDS", 60),
-        )
+            api_connect_timeout_seconds=_int(env, "MODELFLEET_API_CONNECT_TIMEOUT_SECONDS", 5),
+            api_read_timeout_seconds=_int(env, "MODELFLEET_API_READ_TIMEOUT_SECONDS", 20),
+            leader_election=_bool(env, "MODELFLEET_LEADER_ELECTION", True),
+            lease_name=env.get("MODELFLEET_LEASE_NAME", "") or "modelfleet",
+            lease_namespace=env.get("MODELFLEET_LEASE_NAMESPACE", "") or default_lease_namespace(env),
+            identity=env.get("MODELFLEET_IDENTITY", "") or default_identity(env),
+            lease_duration_seconds=_int(env, "MODELFLEET_LEASE_DURATION_SECONDS", 8),
+            lease_renew_deadline_seconds=_int(env, "MODELFLEET_LEASE_RENEW_DEADLINE_SECONDS", 5),
+            lease_retry_seconds=_int(env, "MODELFLEET_LEASE_RETRY_SECONDS", 2),
+        ).checked()
+
+    def checked(self) -> Settings:
+        """Refuse lease timings that would let two leaders act at once."""
+        if not self.lease_retry_seconds < self.lease_renew_deadline_seconds < self.lease_duration_seconds:
+            raise SettingsError(
+                "lease timings must satisfy retry < renew deadline < duration, got "
+                f"{self.lease_retry_seconds} / {self.lease_renew_deadline_seconds} / {self.lease_duration_seconds}"
+            )
+        return self

@@ -7,7 +7,9 @@ MetricsAvailable and ScalingLimited. Each side keeps the other's conditions as t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+PodState = Literal["ready", "unschedulable", "starting", "gone"]
 
 OWNED_CONDITIONS = ("Ready", "Progressing", "Degraded", "Fits")
 # Container waiting reasons that will not fix themselves without a person.
@@ -47,11 +49,53 @@ class Observed:
     deployment: dict[str, Any] | None
     pods: list[dict[str, Any]]
     rollout_held: bool = False  # the spec changed but the new config does not fit
+    rejected: str | None = None  # the API server refused a child: its message, naming the field
 
 
 def _cond(type_: str, ok: bool | None, reason: str, message: str, generation: int) -> dict[str, Any]:
     status = "Unknown" if ok is None else ("True" if ok else "False")
     return {"type": type_, "status": status, "reason": reason, "message": message, "observedGeneration": generation}
+
+
+def classify_pod(pod: dict[str, Any]) -> PodState:
+    """ready | unschedulable (Pending, no node fits) | starting (anything else not ready) | gone (ending)."""
+    meta, st = pod.get("metadata", {}), pod.get("status") or {}
+    if meta.get("deletionTimestamp") or st.get("phase") in ("Succeeded", "Failed"):
+        return "gone"
+    conditions = {c.get("type"): c for c in st.get("conditions") or []}
+    if conditions.get("Ready", {}).get("status") == "True":
+        return "ready"
+    scheduled = conditions.get("PodScheduled", {})
+    if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        return "unschedulable"
+    return "starting"
+
+
+@dataclass(frozen=True)
+class CreateFailure:
+    """The ReplicaSet cannot create pods (quota, PodSecurity, a missing ServiceAccount...), in the API's words."""
+
+    reason: str
+    message: str
+    since: str | None  # when it started failing (RFC 3339), for ageing the pods that never came
+
+
+def create_failure(deployment: dict[str, Any] | None) -> CreateFailure | None:
+    """The Deployment's ReplicaFailure=True condition (the controller copies its ReplicaSet's FailedCreate)."""
+    for cond in ((deployment or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return CreateFailure(
+                str(cond.get("reason") or "FailedCreate"),
+                str(cond.get("message") or "the ReplicaSet could not create pods"),
+                cond.get("lastTransitionTime") or cond.get("lastUpdateTime"),
+            )
+    return None
+
+
+def missing_pods(deployment: dict[str, Any] | None, pods: list[dict[str, Any]]) -> int:
+    """Replicas the Deployment wants that have no pod at all (never created)."""
+    want = int(((deployment or {}).get("spec") or {}).get("replicas") or 0)
+    return max(0, want - sum(1 for p in pods if classify_pod(p) != "gone"))
 
 
 def pod_problem(pods: list[dict[str, Any]]) -> tuple[str, str] | None:
@@ -69,17 +113,6 @@ def pod_problem(pods: list[dict[str, Any]]) -> tuple[str, str] | None:
             if waiting.get("reason") in STUCK_REASONS:
                 detail = waiting.get("message") or ""
                 return waiting["reason"], f"pod {name}: {waiting['reason']} {detail}".strip()
-    return None
-
-
-def replica_failure(deployment: dict[str, Any] | None) -> tuple[str, str] | None:
-    """Pods the ReplicaSet could not even create (admission refused them: PodSecurity, quota, policy)."""
-    for cond in ((deployment or {}).get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
-            message = f"pods cannot be created: {cond.get('message', '')}"
-            if "PodSecurity" in message:
-                message += "; set spec.podSecurity: restricted to run the pods as a non-root UID"
-            return str(cond.get("reason") or "FailedCreate"), message
     return None
 
 
@@ -110,7 +143,7 @@ def compute(
     ready = int(dep_status.get("readyReplicas", 0))
     replicas = int(dep_status.get("replicas", 0))
     conditions = [_cond("Fits", fit.fits, fit.reason, fit.message, generation)]
-    problem = pod_problem(observed.pods) or replica_failure(dep)
+    problem = pod_problem(observed.pods)
 
     if dep is None:
         progressing = _cond(
@@ -133,7 +166,15 @@ def compute(
         progressing = _cond("Progressing", moving, reason, message, generation)
     conditions.append(progressing)
 
-    if problem is not None:
+    failure = create_failure(dep)
+    if observed.rejected is not None:
+        degraded = _cond("Degraded", True, "ChildRejected", observed.rejected, generation)
+    elif failure is not None:
+        message = f"pods cannot be created: {failure.message}"
+        if "PodSecurity" in failure.message:
+            message += "; set spec.podSecurity: restricted to run the pods as a non-root UID"
+        degraded = _cond("Degraded", True, failure.reason, message, generation)
+    elif problem is not None:
         degraded = _cond("Degraded", True, problem[0], problem[1], generation)
     elif progressing["reason"] == "ProgressDeadlineExceeded":
         degraded = _cond("Degraded", True, "ProgressDeadlineExceeded", progressing["message"], generation)

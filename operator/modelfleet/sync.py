@@ -1,42 +1,92 @@
-"""Driving reconciles: one at a time per object, counted, and a level-based resync of every object."""
+"""Driving reconciles: one at a time per object, counted; a level-based resync of every object; and the
+periodic rebuild of the registry from a fresh LIST."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from modelfleet import reconcile
 from modelfleet.kube import KubeError
+from modelfleet.registry import DEPLOYMENT, LLM, POD, REPLICASET, namespace_matcher
 from modelfleet.runtime import RUNTIME
 
 log = logging.getLogger(__name__)
 RESYNC_ROUNDS = Counter("modelfleet_resync_rounds", "Completed resync rounds over all LLMDeployments")
 CONFLICTS = Counter("modelfleet_reconcile_conflicts", "Reconciles retried at once on a fresh body after a 409")
 RECONCILES = Counter("modelfleet_reconciles", "Reconciles of LLMDeployments, by outcome", ["outcome"])
+REGISTRY_SIZE = Gauge("modelfleet_registry_objects", "Objects held in the in-memory registry", ["kind"])
+GHOSTS = Counter("modelfleet_registry_ghosts_removed", "Objects a relist found gone that no watch event had removed")
 # kopf serialises handlers per object, but child events and the resync run beside them: without a
-# lock two reconciles of one object could both announce the same transition.
+# lock two reconciles of one object could both announce the same transition. The wait is bounded:
+# every API call inside has a read timeout, and a reconcile that cannot get the lock in time gives
+# up (retryable) rather than parking a worker behind a stuck one.
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
-def _lock(namespace: str, name: str) -> threading.Lock:
+class Busy(KubeError):
+    """Another reconcile of the same object holds its lock for too long; retry later."""
+
+    def __init__(self, namespace: str, name: str, waited: float) -> None:
+        super().__init__(f"{namespace}/{name}: another reconcile still runs after {waited:.0f}s", None, True)
+
+
+def lock_wait_seconds() -> float:
+    """How long a reconcile waits for its object's lock: about one reconcile's worth of timed-out calls."""
+    settings = RUNTIME.settings
+    return float(3 * (settings.api_connect_timeout_seconds + settings.api_read_timeout_seconds))
+
+
+@contextmanager
+def _locked(namespace: str, name: str, wait: float) -> Iterator[None]:
     with _LOCKS_GUARD:
-        return _LOCKS.setdefault((namespace, name), threading.Lock())
-
-
-def reconcile_one(namespace: str, name: str, body: dict[str, Any] | None) -> reconcile.Result | None:
-    """Reconcile one object at a time (body None: read it fresh first) and count the outcome."""
+        lock = _LOCKS.setdefault((namespace, name), threading.Lock())
+    if not lock.acquire(timeout=wait):
+        raise Busy(namespace, name, wait)
     try:
-        with _lock(namespace, name):
+        yield
+    finally:
+        lock.release()
+
+
+def forget(namespace: str, name: str) -> None:
+    """A deleted LLMDeployment: drop its lock and its metric series (its registry entries go with the event)."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get((namespace, name))
+        if lock is not None and not lock.locked():
+            del _LOCKS[(namespace, name)]
+    from modelfleet.autoscaler.loop import default_metrics
+
+    default_metrics().forget(namespace, name)
+
+
+def _gone(body: dict[str, Any] | None) -> bool:
+    return body is None or bool(body["metadata"].get("deletionTimestamp"))
+
+
+def reconcile_one(
+    namespace: str, name: str, body: dict[str, Any] | None, wait: float | None = None
+) -> reconcile.Result | None:
+    """Reconcile one object at a time (body None: read it fresh first) and count the outcome.
+
+    Nothing is done for an object that is gone or being deleted: its children must not be re-applied.
+    `wait` bounds the wait for a reconcile of the same object already running (default: lock_wait_seconds).
+    """
+    try:
+        with _locked(namespace, name, lock_wait_seconds() if wait is None else wait):
             if body is None:
                 body = RUNTIME.kube.get_llm(namespace, name)
-                if body is None or body["metadata"].get("deletionTimestamp"):
-                    return None
+            if _gone(body):
+                return None
+            assert body is not None
             try:
                 result = reconcile.reconcile(body, RUNTIME.kube)
             except KubeError as exc:
@@ -46,8 +96,9 @@ def reconcile_one(namespace: str, name: str, body: dict[str, Any] | None) -> rec
                     raise
                 CONFLICTS.inc()
                 body = RUNTIME.kube.get_llm(namespace, name)
-                if body is None or body["metadata"].get("deletionTimestamp"):
+                if _gone(body):
                     return None
+                assert body is not None
                 result = reconcile.reconcile(body, RUNTIME.kube)
     except Exception:
         RECONCILES.labels("error").inc()
@@ -58,19 +109,53 @@ def reconcile_one(namespace: str, name: str, body: dict[str, Any] | None) -> rec
     return result
 
 
-async def resync_forever() -> None:
-    """Level-based resync of every known LLMDeployment, one at a time: repairs drift (a deleted child) and
-    notices stuck pods; a no-op writes nothing. A plain task, not a kopf timer: kopf puts a finalizer on
-    every object that has a timer, and an uninstalled operator would then block each deletion."""
-    interval = RUNTIME.settings.resync_seconds
-    while True:
-        await asyncio.sleep(interval)
-        for view in RUNTIME.registry.snapshot():
-            meta = view.llm["metadata"]
-            if meta.get("deletionTimestamp"):
-                continue
-            try:
-                await asyncio.to_thread(reconcile_one, meta["namespace"], meta["name"], view.llm)
-            except (KubeError, ValidationError) as exc:
-                log.warning("resync of %s/%s failed, next round retries: %s", meta["namespace"], meta["name"], exc)
-        RESYNC_ROUNDS.inc()
+class RoundFailed(Exception):
+    """Every object of a round failed: something systemic (the API server unreachable), not one bad object."""
+
+
+async def resync_round() -> None:
+    """Reconcile every known LLMDeployment once, from a fresh read of it (the registry's copy may be a
+    deleted object's ghost); one object's failure does not stop the others. A no-op writes nothing."""
+    keys = [
+        (v.llm["metadata"]["namespace"], v.llm["metadata"]["name"])
+        for v in RUNTIME.registry.snapshot()
+        if not v.llm["metadata"].get("deletionTimestamp")
+    ]
+    failures: list[str] = []
+    for namespace, name in keys:
+        try:
+            await asyncio.to_thread(reconcile_one, namespace, name, None)
+        except (KubeError, ValidationError) as exc:
+            failures.append(f"{namespace}/{name}: {exc}")
+            log.warning("resync of %s/%s failed, next round retries: %s", namespace, name, exc)
+    RESYNC_ROUNDS.inc()
+    if keys and len(failures) == len(keys):
+        raise RoundFailed(f"all {len(keys)} reconciles failed; first: {failures[0]}"[:600])
+
+
+def _list_scope() -> list[str | None]:
+    """Namespaces to LIST: each named one, or all (None) when watching everything or by glob."""
+    names = RUNTIME.settings.namespaces
+    if not names or any(ch in n for n in names for ch in "*?[!"):
+        return [None]
+    return list(names)
+
+
+async def relist_round() -> None:
+    """Rebuild the registry from a fresh LIST of LLMDeployments, child Deployments and model pods."""
+    kube, registry = RUNTIME.kube, RUNTIME.registry
+    match = namespace_matcher(RUNTIME.settings.namespaces)
+    mark = registry.mark()
+    listed: list[tuple[str, dict[str, Any]]] = []
+    for namespace in _list_scope():
+        for kind, api_kind in ((LLM, "LLMDeployment"), (DEPLOYMENT, "Deployment"), (REPLICASET, "ReplicaSet"),
+                               (POD, "Pod")):
+            items = await asyncio.to_thread(kube.list_watched, api_kind, namespace)
+            listed += [(kind, obj) for obj in items if match(str(obj.get("metadata", {}).get("namespace", "")))]
+    removed = registry.replace_from_list(mark, listed)
+    for namespace, name in removed:
+        log.info("registry: %s/%s is gone (no watch event said so); forgetting it", namespace, name)
+        GHOSTS.inc()
+        forget(namespace, name)
+    for kind, count in registry.size().items():
+        REGISTRY_SIZE.labels(kind).set(count)

@@ -171,3 +171,60 @@ def test_condition_transition_time_kept_while_status_unchanged() -> None:
 )
 def test_deletion_costs(loads: dict[str, float], costs: dict[str, int]) -> None:
     assert deletion_costs(loads) == costs
+
+
+def test_unusable_samples_hold_with_their_reason() -> None:
+    # What metrics.parse_query_result returns when the only waiting sample was +Inf.
+    src = Source({("ns", "a"): Signals(dropped=("waiting=+Inf dropped",))})
+    store = Store()
+    [o] = cycle([tgt(replicas=4, ready=4)], src, store)
+    assert o.decision.desired_replicas == 4 and not o.decision.metrics_available
+    cond = o.conditions[0]
+    assert (cond["status"], cond["reason"]) == ("False", "UnusableSamples") and "+Inf" in cond["message"]
+
+
+def test_an_impossible_value_cannot_crash_the_cycle_for_the_others() -> None:
+    # Sources drop +Inf; should one slip through, math.ceil(inf) in the policy must cost one target a
+    # decision, not the whole cycle.
+    src = Source({("ns", "bad"): Signals(float("inf"), 8, 0.5, 3, 1.0), ("ns", "ok"): Signals(40, 48, 1, 3)})
+    store = Store()
+    outs = cycle([tgt("bad"), tgt("ok")], src, store)
+    assert [o.name for o in outs] == ["ok"] and ("scale", "ok", 7) in store.calls
+    assert not any(c[1] == "bad" for c in store.calls), "no action for a target without a decision"
+
+
+def test_pods_that_cannot_be_created_limit_scaling_with_the_apis_words() -> None:
+    # 4 wanted, 2 ready, 2 never created (quota); the queue asks for more: hold, ScalingLimited says why.
+    why = "FailedCreate: pods \"a-x\" is forbidden: exceeded quota: gpus"
+    src = Source({("ns", "a"): Signals(40, 32, 1, 2)})
+    store = Store()
+    [o] = cycle([tgt(replicas=4, ready=2, not_created=2, not_created_reason=why)], src, store)
+    assert o.decision.desired_replicas == 4, "adding pods that cannot be created does not help"
+    limited = o.conditions[1]
+    assert (limited["status"], limited["reason"]) == ("True", "PodsNotCreated")
+    assert "exceeded quota" in limited["message"]
+    assert any(c[0] == "event" and c[3] == "ScalingLimited" and "exceeded quota" in c[4] for c in store.calls)
+
+
+def test_pods_that_cannot_be_created_do_not_block_a_scale_down() -> None:
+    # Idle fleet: 4 wanted, 2 ready and idle, 2 never created. Before, the 2 counted as "starting"
+    # forever and no scale-down happened; now they count like unschedulable pods.
+    src = Source({("ns", "a"): Signals(0, 0, 0.0, 2, 1.0)})
+    old = {"recommendations": [{"time": "2023-11-14T21:00:00Z", "replicas": 1}]}
+    [o] = cycle([tgt(replicas=4, ready=2, not_created=2, not_created_reason="FailedCreate: quota",
+                     autoscaler_status=old)], src, Store())
+    assert o.decision.desired_replicas < 4, o.decision.reason
+
+
+def test_forget_drops_every_series_of_a_deleted_deployment() -> None:
+    reg = CollectorRegistry()
+    src = Source({("ns", "a"): Signals(23, 48, 0.9, 3, 1.0)})
+    cycle([tgt()], src, Store(), registry=reg)
+    assert reg.get_sample_value("modelfleet_autoscaler_desired_replicas", {"namespace": "ns", "name": "a"}) == 6
+    metrics = AutoscalerMetrics(CollectorRegistry())  # same names, own registry: forget acts on its own series
+    metrics.desired.labels("ns", "a").set(6)
+    metrics.scales.labels("ns", "a", "up").inc()
+    metrics.forget("ns", "a")
+    left = [s for fam in metrics.desired.collect() + metrics.scales.collect() for s in fam.samples
+            if s.labels.get("name") == "a"]
+    assert left == [], left

@@ -49,6 +49,34 @@ def test_parse_exposition_garbage_raises() -> None:
 
 
 @pytest.mark.parametrize(
+    ("values", "kept", "dropped"),
+    [
+        ({"waiting": "+Inf", "running": "3"}, {"running": 3.0}, ["waiting=+Inf dropped"]),
+        ({"waiting": "-2", "kv": "-Inf"}, {}, ["waiting=negative (-2) dropped", "kv=-Inf dropped"]),
+        ({"waiting": "4", "age": "-0.5"}, {"waiting": 4.0, "age_seconds": 0.0}, []),  # clock skew: fresh
+    ],
+    ids=["inf-waiting", "negative-and-minus-inf", "future-timestamp"],
+)
+def test_unusable_samples_are_dropped_with_a_reason(values: dict[str, str], kept: dict[str, float],
+                                                    dropped: list[str]) -> None:
+    got = parse_query_result([item(k, v) for k, v in values.items()])[("n", "d")]
+    for field_name, value in kept.items():
+        assert getattr(got, field_name) == value
+    assert sorted(got.dropped) == sorted(dropped)
+    if "waiting" not in kept:
+        assert got.waiting is None
+
+
+def test_exposition_with_inf_is_dropped_with_a_reason() -> None:
+    text = ('# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{model_name="m"} +Inf\n'
+            '# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="m"} 2\n')
+    sample = parse_exposition(text)
+    assert sample.waiting is None and sample.running == 2
+    assert sample.dropped == ("vllm:num_requests_waiting=+Inf dropped",)
+    assert combine([sample]).dropped == sample.dropped
+
+
+@pytest.mark.parametrize(
     ("samples", "waiting", "running", "kv", "pods"),
     [
         ([PodSample(1, 2, 0.5, None), PodSample(3, 4, 0.7, None)], 4, 6, 0.6, 2),
@@ -77,7 +105,7 @@ def test_parse_query_result_groups_by_deployment() -> None:
         item("waiting", "0", dep="e"), item("kv", "NaN", dep="e"),
     ])
     assert got[("n", "d")] == Signals(5, 8, 0.5, 2, 1.5, {"d-1": 3, "d-2": 5})
-    assert got[("n", "e")] == Signals(waiting=0)
+    assert got[("n", "e")] == Signals(waiting=0, dropped=("kv=NaN dropped",))
 
 
 @pytest.mark.parametrize(

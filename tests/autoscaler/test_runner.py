@@ -104,3 +104,24 @@ def test_status_write_retries_on_a_fresh_body_after_a_conflict() -> None:
     ((patch, rv),) = kube.writes
     assert rv == "2" and patch["desiredReplicas"] == 3
     assert {c["type"] for c in patch["conditions"]} == {"Ready", "MetricsAvailable"}
+
+
+def test_never_created_pods_are_counted_and_aged_from_the_failure() -> None:
+    failed_since = dt.datetime.fromtimestamp(NOW - 900, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    deployment = {
+        "metadata": {"uid": "dep-uid", "ownerReferences": owned_by("llm-uid")},
+        "spec": {"replicas": 4},
+        "status": {"readyReplicas": 1, "conditions": [
+            {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+             "message": 'pods "m-1" is forbidden: exceeded quota: gpus', "lastTransitionTime": failed_since}]},
+    }
+    target = target_for(View(llm(), deployment, [pod("a", True)], REPLICASETS), NOW)
+    assert target is not None
+    # 4 wanted - 1 pod that exists = 3 never created; aged 900 s from the condition, like unready pods.
+    assert (target.not_created, target.unready_seconds) == (3, 900.0)
+    assert target.not_created_reason.startswith("FailedCreate: ") and "exceeded quota" in target.not_created_reason
+
+
+def test_missing_pods_without_a_failure_are_just_not_created_yet() -> None:
+    target = target_for(View(llm(), DEPLOYMENT, [pod("a", True)], REPLICASETS), NOW)
+    assert target is not None and target.not_created == 0

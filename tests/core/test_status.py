@@ -227,3 +227,69 @@ def test_diff_is_empty_when_nothing_changed() -> None:
 )
 def test_transition_events(before: list[dict[str, Any]], after: list[dict[str, Any]], reasons: list[str]) -> None:
     assert [e.reason for e in status.transition_events(before, after)] == reasons
+
+
+# What the Deployment controller writes when its ReplicaSet cannot create pods (copied from a real
+# `kubectl get deploy -o yaml` under a GPU ResourceQuota of 2 with 4 requested).
+QUOTA_MESSAGE = (
+    'pods "llama-7d9c-x2x" is forbidden: exceeded quota: gpus, requested: requests.nvidia.com/gpu=4, '
+    "used: requests.nvidia.com/gpu=0, limited: requests.nvidia.com/gpu=2"
+)
+
+
+def failing_dep(replicas: int = 2) -> dict[str, Any]:
+    d = dep(replicas, 0)
+    d["status"].update(replicas=0, readyReplicas=0, availableReplicas=0, updatedReplicas=0)
+    d["status"]["conditions"] = [
+        {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": QUOTA_MESSAGE,
+         "lastTransitionTime": "2026-11-23T10:00:00Z"},
+    ]
+    return d
+
+
+def test_replica_failure_is_degraded_with_the_apis_own_message() -> None:
+    out = status.compute(1, "e", "s", 2, FITS, status.Observed(failing_dep(), []))
+    degraded = next(c for c in out["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "FailedCreate")
+    assert QUOTA_MESSAGE in degraded["message"]
+    assert out["phase"] == "Degraded"
+    events = status.transition_events([], out["conditions"])
+    assert any(e.type == "Warning" and e.reason == "FailedCreate" and QUOTA_MESSAGE in e.message for e in events)
+
+
+def test_a_rejected_child_is_degraded_and_says_so_once() -> None:
+    why = "the API server refused Deployment m (field spec.template.spec.priorityClassName): no such class"
+    out = status.compute(1, "e", "s", 1, FITS, status.Observed(dep(1, 1), [], rejected=why))
+    degraded = next(c for c in out["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"], degraded["message"]) == ("True", "ChildRejected", why)
+    first = status.transition_events([], out["conditions"])
+    assert [e.reason for e in first if e.type == "Warning"] == ["ChildRejected"]
+    again = status.transition_events(out["conditions"], out["conditions"])
+    assert again == [], "a repeat of the same refusal must not post another Event"
+
+
+@pytest.mark.parametrize(
+    ("pod", "state"),
+    [
+        ({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}, "ready"),
+        (PENDING_POD, "unschedulable"),
+        (CRASH_POD, "starting"),
+        ({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"},
+          "status": {"conditions": [{"type": "Ready", "status": "True"}]}}, "gone"),
+        ({"status": {"phase": "Failed"}}, "gone"),
+        ({}, "starting"),
+    ],
+    ids=["ready", "unschedulable", "crashloop", "terminating", "failed", "empty"],
+)
+def test_classify_pod(pod: dict[str, Any], state: str) -> None:
+    assert status.classify_pod(pod) == state
+
+
+def test_missing_pods_counts_replicas_without_any_pod() -> None:
+    assert status.missing_pods(failing_dep(4), [PENDING_POD]) == 3
+    assert status.missing_pods(failing_dep(1), [PENDING_POD, CRASH_POD]) == 0
+    assert status.create_failure(failing_dep()) == status.CreateFailure(
+        "FailedCreate", QUOTA_MESSAGE, "2026-11-23T10:00:00Z"
+    )
+    assert status.create_failure(dep()) is None

@@ -82,8 +82,9 @@ def test_schema_rejects_bad_value_naming_the_key(values: list[str], key: str) ->
     [
         (["--set", "metrics.mode=prometheus"], "metrics.mode=prometheus needs prometheus.url"),
         (["--set", "networkPolicy.enabled=true"], "networkPolicy.enabled needs the namespaces"),
+        (["--set", "leaderElection.renewDeadlineSeconds=12"], "retryPeriodSeconds < renewDeadlineSeconds"),
     ],
-    ids=["prometheus-without-url", "networkpolicy-without-namespaces"],
+    ids=["prometheus-without-url", "networkpolicy-without-namespaces", "lease-deadline-after-duration"],
 )
 def test_inconsistent_values_fail_with_a_hint(values: list[str], expected: str) -> None:
     res = render(*values, check=False)
@@ -111,6 +112,9 @@ def test_every_rbac_rule_is_commented_with_why() -> None:
             assert lines[i - 1].lstrip().startswith("#"), f"rbac.yaml:{i + 1} has no comment saying why: {line}"
 
 
+LEASE_ROLE = "-leader-election"
+
+
 def test_cluster_mode_one_clusterrole_with_everything() -> None:
     objs = objects()
     role = one(objs, "ClusterRole")
@@ -118,17 +122,39 @@ def test_cluster_mode_one_clusterrole_with_everything() -> None:
     assert {"llmdeployments", "llmdeployments/status", "deployments", "deployments/scale", "services", "pods",
             "events", "customresourcedefinitions"} <= resources, resources
     assert "namespaces" not in resources, "cluster-wide kopf does not watch namespaces"
-    assert not by_kind(objs, "Role") and one(objs, "ClusterRoleBinding")
+    assert "leases" not in resources, "Leases are granted in the operator's namespace only"
+    roles = [r["metadata"]["name"] for r in by_kind(objs, "Role")]
+    assert all(n.endswith(LEASE_ROLE) for n in roles) and one(objs, "ClusterRoleBinding"), roles
+
+
+@pytest.mark.parametrize("values", [[], ["--set", "watchNamespaces={team-a,team-b}"]], ids=["cluster", "namespaced"])
+def test_lease_rbac_is_the_operators_own_lease_in_its_own_namespace(values: list[str]) -> None:
+    objs = objects(*values)
+    (role,) = [r for r in by_kind(objs, "Role") if r["metadata"]["name"].endswith(LEASE_ROLE)]
+    dep = one(objs, "Deployment")
+    env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert role["metadata"]["namespace"] == dep["metadata"]["namespace"], "the Lease Role is in the release namespace"
+    rules = {tuple(r["verbs"]): r for r in rules_of(role)}
+    assert set(rules) == {("create",), ("get", "update")}, rules
+    assert rules[("create",)]["resources"] == ["leases"] and "resourceNames" not in rules[("create",)]
+    assert rules[("get", "update")]["resourceNames"] == [env["MODELFLEET_LEASE_NAME"]], (rules, env)
+    assert all(r["apiGroups"] == ["coordination.k8s.io"] for r in rules_of(role))
+    (binding,) = [b for b in by_kind(objs, "RoleBinding") if b["metadata"]["name"].endswith(LEASE_ROLE)]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == dep["spec"]["template"]["spec"]["serviceAccountName"]
 
 
 def test_namespaced_mode_roles_per_namespace() -> None:
     objs = objects("--set", "watchNamespaces={team-a,team-b}")
-    roles = {r["metadata"]["namespace"]: r for r in by_kind(objs, "Role")}
-    bindings = {b["metadata"]["namespace"] for b in by_kind(objs, "RoleBinding")}
+    roles = {r["metadata"]["namespace"]: r for r in by_kind(objs, "Role")
+             if not r["metadata"]["name"].endswith(LEASE_ROLE)}
+    bindings = {b["metadata"]["namespace"] for b in by_kind(objs, "RoleBinding")
+                if not b["metadata"]["name"].endswith(LEASE_ROLE)}
     assert set(roles) == bindings == {"team-a", "team-b"}, (set(roles), bindings)
     cluster = {r for rule in rules_of(one(objs, "ClusterRole")) for r in rule["resources"]}
     assert cluster == {"customresourcedefinitions", "namespaces"}, f"namespaced mode ClusterRole: {cluster}"
-    env = {e["name"]: e["value"] for e in one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    container = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["MODELFLEET_NAMESPACES"] == "team-a,team-b", env
 
 
@@ -138,15 +164,16 @@ def test_operator_deployment_is_hardened() -> None:
     (container,) = pod["containers"]
     sc = container["securityContext"]
     checks = {
-        "replicas 1": dep["spec"]["replicas"] == 1,
-        "Recreate": dep["spec"]["strategy"] == {"type": "Recreate"},
+        # Two pods, one leader (Lease); a rolling update is safe because the new pod waits as standby.
+        "replicas 2": dep["spec"]["replicas"] == 2,
+        "RollingUpdate": dep["spec"]["strategy"]["type"] == "RollingUpdate",
         "runAsNonRoot": pod["securityContext"]["runAsNonRoot"] is True and sc["runAsNonRoot"] is True,
         "runAsUser 65532": sc["runAsUser"] == 65532 == pod["securityContext"]["runAsUser"],
         "readOnlyRootFilesystem": sc["readOnlyRootFilesystem"] is True,
         "no privilege escalation": sc["allowPrivilegeEscalation"] is False,
         "drop ALL": sc["capabilities"] == {"drop": ["ALL"]},
         "seccomp RuntimeDefault": pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"},
-        "liveness on kopf /healthz": container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"},
+        "liveness on /healthz": container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"},
         "resources": bool(container["resources"].get("requests")) and bool(container["resources"].get("limits")),
         "/tmp emptyDir": {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"],
         "image tag = appVersion": container["image"] == "ghcr.io/modelfleet/modelfleet:0.1.0",
@@ -167,7 +194,7 @@ def test_operator_deployment_is_hardened() -> None:
 )
 def test_values_reach_the_operator_env(values: list[str], env_name: str, value: str) -> None:
     container = one(objects(*values), "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env[env_name] == value, env
 
 

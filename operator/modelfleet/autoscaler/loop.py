@@ -59,6 +59,8 @@ class Target:
     replicas: int  # the child Deployment's spec.replicas now
     ready_replicas: int
     unschedulable: int = 0  # pods Pending with PodScheduled=False/Unschedulable
+    not_created: int = 0  # replicas the ReplicaSet cannot create (ReplicaFailure: quota, PodSecurity...)
+    not_created_reason: str = ""  # the API's words for it
     unready_seconds: float | None = None  # age of the oldest pod that is neither ready nor unschedulable
     autoscaler_status: Mapping[str, Any] | None = None  # status.autoscaler as stored (camelCase)
     conditions: Sequence[Mapping[str, Any]] = ()  # status.conditions as stored
@@ -116,7 +118,7 @@ class DeletionCostSetter(Protocol):
 def deletion_costs(pod_loads: Mapping[str, float]) -> dict[str, int]:
     """Pod-deletion-cost from per-pod running requests: idle pods (0) are removed first."""
     return {pod: max(0, min(_COST_MAX, math.ceil(load))) for pod, load in pod_loads.items()
-            if not math.isnan(load)}
+            if math.isfinite(load)}
 
 
 class AutoscalerMetrics:
@@ -145,6 +147,9 @@ class AutoscalerMetrics:
         for g in (self.queue, self.running, self.desired, self.available):
             with contextlib.suppress(KeyError):
                 g.remove(namespace, name)
+        for direction in ("up", "down"):
+            with contextlib.suppress(KeyError):
+                self.scales.remove(namespace, name, direction)
 
 
 _default_metrics: AutoscalerMetrics | None = None
@@ -160,8 +165,10 @@ def default_metrics() -> AutoscalerMetrics:
 
 def observe(target: Target, signals: Signals | None, source_error: str | None, max_age: float) -> Observation:
     """The policy's input for one target from the fetched signals."""
+    # Pods that cannot even be created block a scale-up exactly as unschedulable ones do.
     base: dict[str, Any] = dict(ready_replicas=target.ready_replicas, replicas=target.replicas,
-                                unschedulable=target.unschedulable, unready_seconds=target.unready_seconds)
+                                unschedulable=target.unschedulable + target.not_created,
+                                unready_seconds=target.unready_seconds)
     if source_error is not None:
         return Observation(None, None, stale=True, stale_reason=f"metrics source failed: {source_error}", **base)
     if signals is None:
@@ -171,6 +178,8 @@ def observe(target: Target, signals: Signals | None, source_error: str | None, m
     reason = f"oldest sample {age:.0f}s old > {max_age:.0f}s" if stale and age is not None else ""
     if signals.waiting is None and signals.errors:
         stale, reason = True, "scrape failed: " + "; ".join(signals.errors)[:300]
+    elif signals.waiting is None and signals.dropped:
+        stale, reason = True, "unusable samples: " + "; ".join(signals.dropped)[:300]
     return Observation(signals.waiting, signals.running, signals.kv_cache_usage, pods_reporting=signals.pods,
                        stale=stale, stale_reason=reason, **base)
 
@@ -185,16 +194,20 @@ def _condition(ctype: str, ok: bool, reason: str, message: str, old: Sequence[Ma
 
 
 def conditions_for(d: Decision, obs: Observation, spec: AutoscalingSpec, old: Sequence[Mapping[str, Any]],
-                   now: float) -> list[dict[str, Any]]:
+                   now: float, target: Target | None = None) -> list[dict[str, Any]]:
     """MetricsAvailable and ScalingLimited for a decision."""
     if d.metrics_available:
         m = _condition("MetricsAvailable", True, "MetricsFound",
                        f"{obs.pods_reporting} pod(s) reporting vllm:num_requests_waiting", old, now)
     else:
         why = ("SourceFailed" if obs.stale_reason.startswith(("metrics source", "scrape")) else
+               "UnusableSamples" if obs.stale_reason.startswith("unusable") else
                "Stale" if obs.stale else "NoSeries")
         m = _condition("MetricsAvailable", False, why, d.reason.removeprefix("hold: "), old, now)
-    if d.limited:
+    if d.limited and target is not None and target.not_created:
+        s = _condition("ScalingLimited", True, "PodsNotCreated",
+                       f"{target.not_created} pod(s) cannot be created: {target.not_created_reason}"[:1000], old, now)
+    elif d.limited:
         why = "InsufficientGPUs" if obs.unschedulable else "AtMaxReplicas"
         s = _condition("ScalingLimited", True, why, d.limited_reason, old, now)
     else:
@@ -214,7 +227,7 @@ def _status_key(a: Mapping[str, Any], conds: Sequence[Mapping[str, Any]]) -> tup
 async def _act(target: Target, d: Decision, obs: Observation, signals: Signals | None, store: Actuator,
                now: float, m: AutoscalerMetrics) -> Outcome:
     key = target.key
-    conds = conditions_for(d, obs, target.spec, target.conditions, now)
+    conds = conditions_for(d, obs, target.spec, target.conditions, now, target)
     autoscaler = AutoscalerStatus(
         queue_depth=obs.waiting, running=obs.running, kv_cache_usage=obs.kv_cache_usage,
         desired_replicas=d.desired_replicas, decision=d.action, reason=d.reason, last_decision_time=iso(now),
@@ -240,7 +253,8 @@ async def _act(target: Target, d: Decision, obs: Observation, signals: Signals |
         if not d.metrics_available and old.get("MetricsAvailable") != "False":
             await store.event(*key, "Warning", "MetricsUnavailable", d.reason)
         if d.limited and old.get("ScalingLimited") != "True":
-            await store.event(*key, "Warning", "ScalingLimited", d.limited_reason)
+            limited = next(c for c in conds if c["type"] == "ScalingLimited")
+            await store.event(*key, "Warning", "ScalingLimited", limited["message"])
         if must_write or scaled:
             await store.write_status(*key, autoscaler, d.desired_replicas, conds)
             written = True
@@ -267,13 +281,19 @@ async def run_cycle(targets: Sequence[Target], source: MetricsSource, store: Act
         m.errors.labels(type(source).__name__).inc()
         log.warning("autoscaler: metrics unavailable, holding every deployment: %s", e)
     sem = asyncio.Semaphore(concurrency)
+    failed: list[str] = []
 
-    async def one(target: Target) -> Outcome:
+    async def one(target: Target) -> Outcome | None:
         sig = signals.get(target.key)
         obs = observe(target, sig, error, max_age)
         state = PolicyState.from_status(target.autoscaler_status)
         capacity = ReplicaCapacity(target.kv_cache_tokens, target.startup_seconds)
-        d = decide(target.spec, obs, state, now, target.max_num_seqs, capacity=capacity)
+        try:
+            d = decide(target.spec, obs, state, now, target.max_num_seqs, capacity=capacity)
+        except (ArithmeticError, ValueError) as e:  # a value no source should let through: hold this one
+            log.exception("autoscaler: deciding for %s/%s failed; holding its replicas", *target.key)
+            failed.append(f"{target.namespace}/{target.name}: {type(e).__name__}: {e}")
+            return None
         m.desired.labels(*target.key).set(d.desired_replicas)
         m.available.labels(*target.key).set(1 if d.metrics_available else 0)
         if obs.waiting is not None:
@@ -283,6 +303,8 @@ async def run_cycle(targets: Sequence[Target], source: MetricsSource, store: Act
         async with sem:
             return await _act(target, d, obs, sig, store, now, m)
 
-    outcomes = list(await asyncio.gather(*(one(t) for t in targets)))
+    outcomes = [o for o in await asyncio.gather(*(one(t) for t in targets)) if o is not None]
     m.cycle.observe(time.perf_counter() - t0)
+    if failed:
+        log.warning("autoscaler: no decision for %s", "; ".join(failed))
     return outcomes

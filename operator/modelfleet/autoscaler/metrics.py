@@ -51,6 +51,20 @@ class Signals:
     age_seconds: float | None = None
     pod_running: Mapping[str, float] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()  # samples left out, with the reason (not finite, negative)
+
+
+def unusable(value: float) -> str | None:
+    """Why a sample cannot be used, or None: NaN (no data), ±Inf (a broken exporter or division by
+    zero) and negatives (counts and fractions are never below zero) would each turn a replica
+    decision into nonsense (`math.ceil(inf)` raises)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value < 0:
+        return f"negative ({value:g})"
+    return None
 
 
 class MetricsSource(Protocol):
@@ -92,6 +106,7 @@ def parse_query_result(result: Any) -> dict[DeploymentKey, Signals]:
     if not isinstance(result, list):
         raise MetricsError(f"Prometheus answered {type(result).__name__}, expected a vector (list)")
     acc: dict[DeploymentKey, dict[str, Any]] = {}
+    dropped: dict[DeploymentKey, list[str]] = {}
     for i, item in enumerate(result):
         try:
             labels, value = item["metric"], item["value"]
@@ -99,7 +114,13 @@ def parse_query_result(result: Any) -> dict[DeploymentKey, Signals]:
             v = float(value[1])
         except (KeyError, TypeError, IndexError, ValueError) as e:
             raise MetricsError(f"Prometheus result item {i} is malformed ({e!r}): {str(item)[:200]}") from e
-        if math.isnan(v):
+        if signal == "age" and math.isfinite(v):
+            v = max(0.0, v)  # a sample stamped slightly in the future (clock skew) is fresh, not unusable
+        why = unusable(v)
+        if why is not None:
+            where = f"{signal}[{labels['pod']}]" if labels.get("pod") else signal
+            dropped.setdefault((ns, name), []).append(f"{where}={why} dropped")
+            acc.setdefault((ns, name), {"pod_running": {}})
             continue
         d = acc.setdefault((ns, name), {"pod_running": {}})
         if signal == "pod_running":
@@ -109,7 +130,7 @@ def parse_query_result(result: Any) -> dict[DeploymentKey, Signals]:
             d[signal] = v
     return {
         key: Signals(d.get("waiting"), d.get("running"), d.get("kv"), int(d.get("pods", 0)), d.get("age"),
-                     d["pod_running"])
+                     d["pod_running"], dropped=tuple(dropped.get(key, ())))
         for key, d in acc.items()
     }
 
@@ -176,18 +197,25 @@ class PodSample:
     running: float | None
     kv_new: float | None
     kv_old: float | None
+    dropped: tuple[str, ...] = ()
 
 
 def parse_exposition(text: str) -> PodSample:
     """Parse vLLM's /metrics text (all ``model_name``/``engine`` series of a gauge are summed;
     KV usage is averaged over engines)."""
     sums: dict[str, list[float]] = {}
+    dropped: list[str] = []
     try:
         for fam in text_string_to_metric_families(text):
             if fam.name in (WAITING, RUNNING, KV_USAGE, KV_USAGE_OLD):
                 for s in fam.samples:
-                    if s.name == fam.name and not math.isnan(s.value):
+                    if s.name != fam.name:
+                        continue
+                    why = unusable(float(s.value))
+                    if why is None:
                         sums.setdefault(fam.name, []).append(float(s.value))
+                    else:
+                        dropped.append(f"{fam.name}={why} dropped")
     except ValueError as e:
         raise MetricsError(f"unparseable metrics text: {e}") from e
 
@@ -197,15 +225,17 @@ def parse_exposition(text: str) -> PodSample:
     def mean(n: str) -> float | None:
         return sum(sums[n]) / len(sums[n]) if sums.get(n) else None
 
-    return PodSample(total(WAITING), total(RUNNING), mean(KV_USAGE), mean(KV_USAGE_OLD))
+    return PodSample(total(WAITING), total(RUNNING), mean(KV_USAGE), mean(KV_USAGE_OLD), tuple(dropped))
 
 
 def combine(samples: Iterable[PodSample], pod_running: Mapping[str, float] | None = None,
             errors: Sequence[str] = ()) -> Signals:
     """One deployment's signals from its pods' samples; KV falls back to the old name per deployment."""
+    samples = list(samples)
+    dropped = tuple(d for s in samples for d in s.dropped)
     got = [s for s in samples if s.waiting is not None]
     if not got:
-        return Signals(errors=tuple(errors))
+        return Signals(errors=tuple(errors), dropped=dropped)
     kv_new = [s.kv_new for s in got if s.kv_new is not None]
     kv_old = [s.kv_old for s in got if s.kv_old is not None]
     kv = kv_new or kv_old
@@ -214,7 +244,7 @@ def combine(samples: Iterable[PodSample], pod_running: Mapping[str, float] | Non
         waiting=sum(s.waiting or 0.0 for s in got),
         running=sum(running) if running else None,
         kv_cache_usage=sum(kv) / len(kv) if kv else None,
-        pods=len(got), age_seconds=0.0, pod_running=dict(pod_running or {}), errors=tuple(errors),
+        pods=len(got), age_seconds=0.0, pod_running=dict(pod_running or {}), errors=tuple(errors), dropped=dropped,
     )
 
 

@@ -1,7 +1,7 @@
 """The autoscaler inside the operator: registry -> targets -> one `run_cycle` every interval -> kube.
 
-`targets` is pure; `KubeActuator` turns decisions into the operator's few writes; `run_forever`
-is the asyncio task `modelfleet run` starts.
+`targets` is pure; `KubeActuator` turns decisions into the operator's few writes; `Autoscaler.cycle`
+is the round the supervised "autoscaler" loop of `modelfleet run` runs every interval.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from modelfleet.autoscaler.loop import Target, run_cycle
 from modelfleet.autoscaler.metrics import MetricsSource, PrometheusSource, ScrapeSource, scoped_selector
 from modelfleet.kube import Kube, KubeError
 from modelfleet.registry import Registry, View
+from modelfleet.status import classify_pod, create_failure, missing_pods
 
 if TYPE_CHECKING:
     from modelfleet.runtime import Runtime
@@ -33,20 +34,6 @@ def _parse_time(value: str | None) -> float | None:
     if not value:
         return None
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-def _pod_state(pod: dict[str, Any]) -> str:
-    """ready | unschedulable | starting | gone."""
-    meta, status = pod.get("metadata", {}), pod.get("status") or {}
-    if meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed"):
-        return "gone"
-    conditions = {c.get("type"): c for c in status.get("conditions") or []}
-    if conditions.get("Ready", {}).get("status") == "True":
-        return "ready"
-    scheduled = conditions.get("PodScheduled", {})
-    if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
-        return "unschedulable"
-    return "starting"
 
 
 def _startup_seconds(pods: Sequence[dict[str, Any]]) -> float | None:
@@ -72,8 +59,14 @@ def target_for(view: View, now: float) -> Target | None:
         return None
     dep_spec, dep_status = view.deployment.get("spec") or {}, view.deployment.get("status") or {}
     # Only pods our own ReplicaSets made: a look-alike pod with the label must not feed the decision.
-    states = [(pod, _pod_state(pod)) for pod in view.owned_pods()]
+    states = [(pod, classify_pod(pod)) for pod in view.owned_pods()]
     starting = [_parse_time(p["metadata"].get("creationTimestamp")) for p, s in states if s == "starting"]
+    # Pods the ReplicaSet cannot create (quota, PodSecurity...) never get a creation time: they age
+    # from when creating started to fail, like unready pods, and block scale-ups like unschedulable ones.
+    failure = create_failure(view.deployment)
+    not_created = missing_pods(view.deployment, view.owned_pods()) if failure else 0
+    if not_created and failure is not None:
+        starting.append(_parse_time(failure.since))
     ages = [now - t for t in starting if t is not None]
     status = view.llm.get("status") or {}
     return Target(
@@ -84,6 +77,8 @@ def target_for(view: View, now: float) -> Target | None:
         replicas=int(dep_spec.get("replicas", 0)),
         ready_replicas=int(dep_status.get("readyReplicas", 0)),
         unschedulable=sum(1 for _, s in states if s == "unschedulable"),
+        not_created=not_created,
+        not_created_reason=f"{failure.reason}: {failure.message}" if failure and not_created else "",
         unready_seconds=max(ages) if ages else None,
         autoscaler_status=status.get("autoscaler"),
         conditions=status.get("conditions") or [],
@@ -186,23 +181,22 @@ def make_source(runtime: Runtime) -> MetricsSource:
     return ScrapeSource(timeout=settings.metrics_timeout_seconds)
 
 
-async def run_forever(runtime: Runtime) -> None:
-    """One cycle every autoscale interval until cancelled; a failing cycle is logged, never fatal."""
-    source = make_source(runtime)
-    actuator = KubeActuator(runtime.kube, runtime.registry)
-    interval = runtime.settings.autoscale_interval_seconds
-    while True:
-        started = time.monotonic()
-        try:
-            now = time.time()
-            batch = targets(runtime.registry.snapshot(), now)
-            if batch:
-                outcomes = await run_cycle(batch, source, actuator, now, max_age=runtime.settings.stale_after_seconds)
-                for outcome in outcomes:
-                    if outcome.error:
-                        log.warning("autoscaler: %s", outcome.error)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("autoscaler cycle failed; holding replicas until the next cycle")
-        await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+class Autoscaler:
+    """The loop's state across cycles: the metrics source and the actuator, built once."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.source = make_source(runtime)
+        self.actuator = KubeActuator(runtime.kube, runtime.registry)
+
+    async def cycle(self) -> None:
+        """One cycle over every autoscaled LLMDeployment (supervise.py runs it every interval and
+        survives whatever it raises; a failing target is logged and the others go on)."""
+        now = time.time()
+        batch = targets(self.runtime.registry.snapshot(), now)
+        if not batch:
+            return
+        max_age = self.runtime.settings.stale_after_seconds
+        for outcome in await run_cycle(batch, self.source, self.actuator, now, max_age=max_age):
+            if outcome.error:
+                log.warning("autoscaler: %s", outcome.error)
