@@ -76,8 +76,9 @@ def test_restricted_namespace_refuses_default_pods_and_says_so(
     assert cluster.core.list_namespaced_pod(namespace, label_selector="modelfleet.io/deployment=rooted").items == []
 
 
-def chart_identity(cluster: Cluster, namespace: str, release: str, *values: str) -> str:
-    """Apply the chart's ServiceAccount, RBAC and admission policy in `namespace`; returns the SA name."""
+def chart_identity(cluster: Cluster, namespace: str, release: str, *values: str) -> tuple[str, str]:
+    """Apply the chart's ServiceAccount, RBAC and admission policy in `namespace`; returns the
+    ServiceAccount's name and the Lease it may elect a leader on."""
     rendered = cluster.helm("template", release, str(CHART), "-n", namespace, "--set", "crds.enabled=false",
                             *values).stdout
     wanted = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
@@ -87,7 +88,9 @@ def chart_identity(cluster: Cluster, namespace: str, release: str, *values: str)
     assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= kinds, "the chart ships the policy"
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
     (sa,) = [d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"]
-    return sa
+    (lease_role,) = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-leader-election")]
+    (lease,) = {n for rule in lease_role["rules"] for n in rule.get("resourceNames", [])}
+    return sa, lease
 
 
 def foreign_deployment(name: str) -> str:
@@ -124,7 +127,7 @@ def test_admission_policy_confines_the_operator_to_managed_objects(
 ) -> None:
     ns, release = policy_namespace
     # Cluster-wide RBAC first: it allows writes in kube-system, which only the policy then refuses.
-    sa = chart_identity(cluster, ns, release)
+    sa, lease = chart_identity(cluster, ns, release)
     user = f"system:serviceaccount:{ns}:{sa}"
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=foreign_deployment("other-team"))
     # Also outside its namespace: kube-system is where a stolen token would do the most harm.
@@ -160,7 +163,7 @@ def test_admission_policy_confines_the_operator_to_managed_objects(
     chart_identity(cluster, ns, release, "--set", f"watchNamespaces={{{ns}}}")
     kubeconfig = token_kubeconfig(cluster, ns, sa, tmp_path / "operator.kubeconfig")
     op = start_operator(str(kubeconfig), tmp_path / "operator.log", metrics_mode="off", resync_seconds="5",
-                        namespaces=ns, log_level="info")
+                        namespaces=ns, log_level="info", lease_namespace=ns, lease_name=lease)
     try:
         apply_llm(cluster, ns, "managed", replicas=1)
         wait_for(lambda: ready(cluster, ns, "managed", 1), timeout=90,
