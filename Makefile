@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools vllm-venv vllm-table generate check-generated crd-compat lint unit e2e test demo demo-down cluster-up cluster-down bench clean
+.PHONY: help venv tools vllm-venv vllm-table generate check-generated crd-compat lint unit e2e test demo demo-down cluster-up cluster-down bench clean docs-png
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -29,12 +29,14 @@ vllm-venv: ## build the cached virtualenvs with each supported vllm (~8 GB each;
 
 vllm-table: ## regenerate the flag/metric table of one vLLM release: make vllm-table VERSION=x.y.z
 	@test -n "$(VERSION)" || { echo "usage: make vllm-table VERSION=x.y.z" >&2; exit 2; }
-	@dir=$$(scripts/vllm_venv.sh $(VERSION)) && $$dir/bin/python scripts/vllm_table.py --write $(VLLM_DATA)
+	@dir=$$(scripts/vllm_venv.sh $(VERSION)) && $$dir/bin/python scripts/vllm_table.py --write $(VLLM_DATA) && \
+	  { test -f scripts/vllm_constraints/$(VERSION).txt || \
+	    $$dir/bin/python -m pip freeze --disable-pip-version-check > scripts/vllm_constraints/$(VERSION).txt; }
 
 tools: ## build and cache Kubernetes, etcd, KWOK and Helm (first run ~5 min), install Prometheus
 	e2e/cluster build
 
-generate: venv ## regenerate crds/, the chart's CRD and manifests/ from the Python models
+generate: venv ## regenerate crds/, the chart's CRD, manifests/, the dashboard and alert rules from their sources
 	$(BIN)/modelfleet crd > crds/llmdeployments.modelfleet.io.yaml
 	$(BIN)/python scripts/generate.py
 
@@ -73,6 +75,9 @@ cluster-down: ## stop the local cluster and remove its state
 bench: venv tools ## benchmarks (printed numbers, not tests): autoscaler policy vs KEDA/HPA, fleet reconcile
 	$(BIN)/python -m bench.autoscaler
 	$(BIN)/python -m bench.fleet --count 200
+
+docs-png: venv tools ## redraw docs/monitoring-dashboard.png from e2e data (matplotlib; there is no Grafana here)
+	MODELFLEET_DOCS_PNG=1 $(BIN)/pytest e2e/test_monitoring.py -k every_query $(PYTEST_ARGS)
 
 clean: ## remove the venv and caches in the work tree (not the binary cache)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist operator/*.egg-info

@@ -207,9 +207,9 @@ class FakeVllmMetrics:
     The real Prometheus scrapes it; the operator only ever talks to Prometheus.
     """
 
-    def __init__(self, model: str, waiting: float, running: float, kv: float) -> None:
+    def __init__(self, model: str, waiting: float, running: float, kv: float | None = None) -> None:
         self.model = model
-        self.values = {"waiting": waiting, "running": running, "kv": kv}
+        self.values: dict[str, float | None] = {"waiting": waiting, "running": running, "kv": kv}
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -234,14 +234,12 @@ class FakeVllmMetrics:
         def fmt(x: float) -> str:  # the exposition format's spellings
             return "NaN" if math.isnan(x) else "+Inf" if x == math.inf else "-Inf" if x == -math.inf else repr(float(x))
 
-        return (
-            "# TYPE vllm:num_requests_waiting gauge\n"
-            f"vllm:num_requests_waiting{label} {fmt(v['waiting'])}\n"
-            "# TYPE vllm:num_requests_running gauge\n"
-            f"vllm:num_requests_running{label} {fmt(v['running'])}\n"
-            "# TYPE vllm:kv_cache_usage_perc gauge\n"
-            f"vllm:kv_cache_usage_perc{label} {fmt(v['kv'])}\n"
-        )
+        lines = []
+        for key, metric in (("waiting", "vllm:num_requests_waiting"), ("running", "vllm:num_requests_running"),
+                            ("kv", "vllm:kv_cache_usage_perc")):
+            if v[key] is not None:  # kv None: not exported (as an older vLLM without that gauge)
+                lines += [f"# TYPE {metric} gauge", f"{metric}{label} {fmt(float(v[key]))}"]
+        return "\n".join(lines) + "\n"
 
     def close(self) -> None:
         self.server.shutdown()
@@ -251,7 +249,7 @@ class FakeVllmMetrics:
 class ExporterFleet:
     """One FakeVllmMetrics per Running pod of an LLMDeployment, listed for Prometheus' file SD."""
 
-    def __init__(self, pc: PrivateCluster, ns: str, name: str, **values: float) -> None:
+    def __init__(self, pc: PrivateCluster, ns: str, name: str, **values: float | None) -> None:
         self.pc, self.ns, self.name = pc, ns, name
         self.values = dict(values)
         self.fakes: dict[str, FakeVllmMetrics] = {}
@@ -261,7 +259,7 @@ class ExporterFleet:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.errors: list[str] = []
 
-    def set(self, **values: float) -> None:
+    def set(self, **values: float | None) -> None:
         """New values for every pod (now and future ones)."""
         with self._lock:
             self.values.update(values)

@@ -282,7 +282,7 @@ def render(data: dict[str, Any]) -> str:
     items = list(data.items())
     for i, (key, value) in enumerate(items):
         comma = "," if i < len(items) - 1 else ""
-        if key in ("options", "metrics"):
+        if key in ("options", "metrics") and value:
             rows = [json.dumps(row) for row in value]
             body = ",\n".join(f"  {row}" for row in rows)
             lines.append(f" {json.dumps(key)}: [\n{body}\n ]{comma}")

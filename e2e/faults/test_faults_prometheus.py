@@ -5,9 +5,11 @@ The real Prometheus of the fault cluster scrapes one FakeVllmMetrics per pod (na
 the test can make "Prometheus" answer garbage. In every fault the Deployment's replicas are held
 and MetricsAvailable=False says why; when the fault ends MetricsAvailable=True again.
 
-Hand computation of the steady state (policy docstring: load = max(running/S, kv*ready),
-excess = max(0, waiting - T*ready), raw = load + excess/T; S = maxNumSeqs = 2, T = 2):
-- phase 1, each pod waiting 4, running 2, kv 0.5; 1 ready pod: load 1, excess 2, raw 2 -> scale to 2;
+Hand computation of the steady state. The fakes export no KV-cache gauge (as a vLLM without it), so
+the policy's queue-depth rule applies (policy docstring: load = running/S, excess = max(0, waiting -
+T*ready - (S+T)*starting), raw = load + starting + excess/T; S = maxNumSeqs = 2, T = 2):
+- phase 1, each pod waiting 4, running 2; 1 ready pod: load 1, excess 2, raw 2 -> scale to 2
+  (while the 2nd pod starts: excess max(0, 4 - 2 - 4) = 0, raw 1 + 1 = 2: still 2);
 - steady, each pod waiting 2, running 2: 2 ready pods: load 2, excess 0, raw 2 -> hold at 2.
 A wrong "no load" reading (raw 0) would scale down to minReplicas 1 after the 4 s window; a +Inf
 read as a number would scale up to maxReplicas 4. Either shows in the replica watch.
@@ -62,7 +64,7 @@ def test_prometheus_stopped_garbage_inf_nan_hold_replicas(fc: PrivateCluster, op
         return int(fc.apps.read_namespaced_deployment(name, ns).spec.replicas)
 
     with FaultProxy(("127.0.0.1", prom_port)) as proxy, \
-            ExporterFleet(fc, ns, name, waiting=4.0, running=2.0, kv=0.5) as fleet:
+            ExporterFleet(fc, ns, name, waiting=4.0, running=2.0, kv=None) as fleet:
         op = ops.start("prom", prometheus_url=f"http://{proxy.address}", stale_after_seconds="8")
         apply(fc, ns, llm_body(name, engine={"maxModelLen": 8192, "maxNumSeqs": 2}, autoscaling=AUTOSCALING))
         wait_for(lambda: replicas() == 2, timeout=60,

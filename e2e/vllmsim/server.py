@@ -10,7 +10,13 @@ the chosen vLLM release, from the same generated table the operator reads
 (``modelfleet.engines.vllm``), and vLLM's labels (``model_name``, and ``engine`` as vLLM V1 adds
 it); ``--old-metric-names`` emits the deprecated KV-usage name (``vllm:gpu_cache_usage_perc``, which
 vLLM 0.11 exports with ``--show-hidden-metrics-for-version=0.10``) instead of the current one.
-KV-cache usage is simulated as running / max-num-seqs. With ``--api-key``, ``/v1`` needs
+KV-cache usage is simulated as running / max-num-seqs. The latency histograms
+(``vllm:time_to_first_token_seconds``, ``vllm:inter_token_latency_seconds``,
+``vllm:e2e_request_latency_seconds``) use vLLM 0.32.0's default buckets: the first token comes
+``ttft + 1 / tokens_per_second`` after a slot is free (queue wait included, as in vLLM), each later
+token ``1 / tokens_per_second`` after the previous one. ``vllm:num_preemptions_total`` stays 0 (the
+simulator never runs out of KV cache), and ``vllm:request_success_total`` has every
+``finished_reason`` vLLM pre-creates (requests end at max_tokens: ``length``). With ``--api-key``, ``/v1`` needs
 ``Authorization: Bearer KEY``; ``/health`` and ``/metrics`` never do (probes and Prometheus).
 
 Why not llm-d-inference-sim: it is a Go module the module proxy here refuses (403).
@@ -33,6 +39,59 @@ from modelfleet.engines import vllm as vllm_engine
 
 # Counters the simulator exports besides the scheduler gauges (names without `_total`).
 SUCCESS, PROMPT_TOKENS, GENERATION_TOKENS = "vllm:request_success", "vllm:prompt_tokens", "vllm:generation_tokens"
+PREEMPTIONS = "vllm:num_preemptions"
+# Histograms (base names); the TTFT one is the table's `ttft` role.
+ITL, E2E = "vllm:inter_token_latency_seconds", "vllm:e2e_request_latency_seconds"
+
+# vLLM 0.32.0's default buckets (vllm/v1/metrics/buckets.py).
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+                40.0, 80.0, 160.0, 640.0, 2560.0)
+ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0,
+               80.0)
+REQUEST_LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
+                           240.0, 480.0, 960.0, 1920.0, 7680.0)
+FINISH_REASONS = ("stop", "length", "abort", "error", "repetition")  # vLLM's FinishReason strings
+
+
+@dataclass
+class Histogram:
+    """A Prometheus histogram: cumulative bucket counts, count and sum."""
+
+    name: str
+    help: str
+    buckets: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    count: int = 0
+    total: float = 0.0
+
+    def observe(self, value: float, times: int = 1) -> None:
+        """Record ``value`` ``times`` times."""
+        if not self.counts:
+            self.counts = [0] * len(self.buckets)
+        for i, upper in enumerate(self.buckets):
+            if value <= upper:
+                self.counts[i] += times
+        self.count += times
+        self.total += value * times
+
+    def lines(self, lbl: str) -> list[str]:
+        """The exposition lines, buckets in order and +Inf last, as prometheus_client writes them."""
+        counts = self.counts or [0] * len(self.buckets)
+        out = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
+        out += [f'{self.name}_bucket{{{lbl},le="{upper}"}} {float(c)}' for upper, c in zip(self.buckets, counts,
+                                                                                            strict=True)]
+        out += [f'{self.name}_bucket{{{lbl},le="+Inf"}} {float(self.count)}',
+                f"{self.name}_count{{{lbl}}} {float(self.count)}", f"{self.name}_sum{{{lbl}}} {self.total}"]
+        return out
+
+
+def _latency_histograms() -> dict[str, Histogram]:
+    ttft = vllm_engine.metric_names(vllm_engine.DEFAULT_VERSION).ttft
+    return {
+        "ttft": Histogram(ttft, "Histogram of time to first token in seconds.", TTFT_BUCKETS),
+        "itl": Histogram(ITL, "Histogram of inter-token latency in seconds.", ITL_BUCKETS),
+        "e2e": Histogram(E2E, "Histogram of e2e request latency in seconds.", REQUEST_LATENCY_BUCKETS),
+    }
 
 
 @dataclass
@@ -50,9 +109,12 @@ class Engine:
     success: int = 0
     prompt_tokens: int = 0
     generation_tokens: int = 0
+    preemptions: int = 0
+    latency: dict[str, Histogram] = field(default_factory=_latency_histograms)
 
     async def run(self, max_tokens: int) -> None:
         """Wait for a slot (FIFO), hold it for the simulated duration, release it."""
+        arrived = time.monotonic()
         if self.running >= self.max_num_seqs or self.queue:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self.queue.append(fut)
@@ -67,9 +129,15 @@ class Engine:
         else:
             self.running += 1
         try:
-            await asyncio.sleep(self.ttft + max_tokens / self.tokens_per_second)
+            step = 1.0 / self.tokens_per_second
+            wait = time.monotonic() - arrived
+            await asyncio.sleep(self.ttft + max_tokens * step)
             self.success += 1
             self.generation_tokens += max_tokens
+            self.latency["ttft"].observe(wait + self.ttft + step)
+            if max_tokens > 1:
+                self.latency["itl"].observe(step, max_tokens - 1)
+            self.latency["e2e"].observe(time.monotonic() - arrived)
         finally:
             self._release()
 
@@ -88,7 +156,8 @@ class Engine:
         lbl = f'engine="0",model_name="{self.model}"'
         names = vllm_engine.metric_names(self.vllm_version)
         table = vllm_engine.flag_table(self.vllm_version)
-        for counter in (SUCCESS, PROMPT_TOKENS, GENERATION_TOKENS):
+        for counter in (SUCCESS, PROMPT_TOKENS, GENERATION_TOKENS, PREEMPTIONS, *(h.name for h in
+                                                                              self.latency.values())):
             if not table.has_metric(counter):
                 raise RuntimeError(f"vLLM {self.vllm_version} has no {counter}: update the simulator")
         kv_name = vllm_engine.role_names("kv_cache_usage")[-1] if self.old_metric_names else names.kv_cache_usage
@@ -102,9 +171,13 @@ class Engine:
             f"# HELP {kv_name} KV-cache usage. 1 means 100 percent usage.",
             f"# TYPE {kv_name} gauge",
             f"{kv_name}{{{lbl}}} {kv}",
+            f"# HELP {PREEMPTIONS}_total Cumulative number of preemption from the engine.",
+            f"# TYPE {PREEMPTIONS}_total counter",
+            f"{PREEMPTIONS}_total{{{lbl}}} {float(self.preemptions)}",
             f"# HELP {SUCCESS}_total Count of successfully processed requests.",
             f"# TYPE {SUCCESS}_total counter",
-            f'{SUCCESS}_total{{{lbl},finished_reason="length"}} {float(self.success)}',
+            *(f'{SUCCESS}_total{{{lbl},finished_reason="{reason}"}} '
+              f'{float(self.success if reason == "length" else 0)}' for reason in FINISH_REASONS),
             f"# HELP {PROMPT_TOKENS}_total Number of prefill tokens processed.",
             f"# TYPE {PROMPT_TOKENS}_total counter",
             f"{PROMPT_TOKENS}_total{{{lbl}}} {float(self.prompt_tokens)}",
@@ -112,6 +185,8 @@ class Engine:
             f"# TYPE {GENERATION_TOKENS}_total counter",
             f"{GENERATION_TOKENS}_total{{{lbl}}} {float(self.generation_tokens)}",
         ]
+        for hist in self.latency.values():
+            lines += hist.lines(lbl)
         return "\n".join(lines) + "\n"
 
 

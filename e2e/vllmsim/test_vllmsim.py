@@ -36,13 +36,50 @@ def post(url: str, body: dict[str, object], headers: dict[str, str] | None = Non
 
 
 def samples(base: str) -> dict[str, float]:
+    """Sample name -> value summed over its series (request_success_total has one per finished_reason)."""
     _, text = get(base + "/metrics")
-    out = {}
+    out: dict[str, float] = {}
     for fam in text_string_to_metric_families(text.decode()):
         for s in fam.samples:
             assert s.labels["model_name"] == "m1"
-            out[s.name] = s.value
+            if "le" not in s.labels:
+                out[s.name] = out.get(s.name, 0.0) + s.value
     return out
+
+
+def buckets(base: str, name: str) -> dict[str, float]:
+    """le -> cumulative count of one histogram."""
+    _, text = get(base + "/metrics")
+    return {s.labels["le"]: s.value for fam in text_string_to_metric_families(text.decode())
+            for s in fam.samples if s.name == name + "_bucket"}
+
+
+def test_latency_histograms_preemptions_and_finish_reasons_as_vllm_exports_them() -> None:
+    # One slot, 50 tokens/s, 5 tokens each: a request holds the slot 0.1 s; each token after the first
+    # comes 0.02 s after the previous one. Three requests at once: 3 x 4 = 12 inter-token observations of
+    # 0.02 s (le 0.025, not le 0.01), TTFTs of about 0.02, 0.12 and 0.22 s (the queue wait counts).
+    with vllmsim(model="m1", max_num_seqs=1, tokens_per_second=50) as base:
+        threads = [threading.Thread(target=post, args=(base + "/v1/completions",
+                                                       {"model": "m1", "prompt": "hi", "max_tokens": 5}))
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        m = samples(base)
+        assert m["vllm:inter_token_latency_seconds_count"] == 12
+        assert abs(m["vllm:inter_token_latency_seconds_sum"] - 12 * 0.02) < 1e-9
+        itl = buckets(base, "vllm:inter_token_latency_seconds")
+        assert (itl["0.01"], itl["0.025"], itl["+Inf"]) == (0, 12, 12)
+        assert m["vllm:time_to_first_token_seconds_count"] == 3
+        ttft = buckets(base, "vllm:time_to_first_token_seconds")
+        assert (ttft["0.01"], ttft["0.04"], ttft["0.1"], ttft["0.25"]) == (0, 1, 1, 3), ttft
+        assert m["vllm:e2e_request_latency_seconds_count"] == 3
+        assert m["vllm:num_preemptions_total"] == 0
+        _, text = get(base + "/metrics")
+        reasons = {s.labels["finished_reason"]: s.value for fam in text_string_to_metric_families(text.decode())
+                   for s in fam.samples if s.name == "vllm:request_success_total"}
+        assert reasons == {"stop": 0, "length": 3, "abort": 0, "error": 0, "repetition": 0}
 
 
 def test_queue_beyond_max_num_seqs_is_fifo_and_visible_in_metrics() -> None:

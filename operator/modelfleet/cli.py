@@ -1,4 +1,4 @@
-"""`modelfleet run|render|plan|crd|autoscale`: the operator and its offline tools."""
+"""`modelfleet run|render|plan|crd|autoscale|status`: the operator and its offline tools."""
 
 from __future__ import annotations
 
@@ -142,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_optional(sub, "modelfleet.planner.cli")
     _add_optional(sub, "modelfleet.autoscaler.cli")
+    _add_optional(sub, "modelfleet.monitoring.cli")
     return parser
 
 

@@ -21,6 +21,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import Counter as PromCounter
+from prometheus_client import Histogram
 
 from modelfleet import api
 
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 
 REQUESTS = PromCounter(
     "modelfleet_kube_requests", "Requests the operator sent to the Kubernetes API", ["verb", "resource"]
+)
+REQUEST_SECONDS = Histogram(
+    "modelfleet_kube_request_duration_seconds", "Duration of one Kubernetes API call, failed ones included",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30),
 )
 
 
@@ -123,7 +128,8 @@ class Kube:
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
         """One API call with our timeouts; every failure becomes a KubeError (None for a 404 when missing_ok)."""
         try:
-            return fn(*args, _request_timeout=self.timeout, **kwargs)
+            with REQUEST_SECONDS.time():  # failed calls too: a timeout is the latency that matters
+                return fn(*args, _request_timeout=self.timeout, **kwargs)
         except ApiException as exc:
             if missing_ok and exc.status == 404:
                 return None

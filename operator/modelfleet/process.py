@@ -32,6 +32,9 @@ def run_operator(settings: Settings) -> int:
     except Exception as exc:
         print(f"modelfleet run: no cluster to talk to ({exc}); set KUBECONFIG or run in a pod", file=sys.stderr)
         return 1
+    from modelfleet.monitoring.fleet import register
+
+    register(lambda: [view.llm for view in RUNTIME.registry.snapshot()])
     start_http_server(settings.metrics_port)
     role = ["standby" if settings.leader_election else "leader"]
     serve_health(settings.health_port, lambda: role[0])

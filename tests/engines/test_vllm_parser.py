@@ -18,6 +18,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from vllm_venv import ROOT, judge
 
 from modelfleet import api, engines, render
@@ -34,6 +35,9 @@ RELEASES_WITH_AUTO = {"0.32.0"}
 # Passthrough flags users commonly add; each must exist in every supported release.
 PASSTHROUGH_POOL = ["--enforce-eager", "--disable-log-stats", "--max-num-batched-tokens=8192", "--seed=7",
                     "--trust-remote-code", "--enable-chunked-prefill", "--block-size=16"]
+# Passthrough that some or all releases refuse (gone in 0.12, ambiguous, missing its value): modelfleet
+# must refuse a spec with them exactly when vLLM's parser would.
+BAD_PASSTHROUGH = ["--disable-log-requests", "--swap-space=4", "--max", "--seed"]
 
 
 def body(name: str, spec: dict[str, Any], namespace: str = "default") -> dict[str, Any]:
@@ -75,23 +79,40 @@ def expected(doc: dict[str, Any], version: str, planned: int | None) -> dict[str
 
 
 class Line:
-    """One rendered command line and what vLLM must make of it."""
+    """One rendered command line and what vLLM must make of it (`refused`: modelfleet's reason to
+    refuse its engine.args, which vLLM's parser must then refuse too)."""
 
-    def __init__(self, ident: str, version: str, argv: list[str], want: dict[str, Any], env: list[dict[str, Any]]):
+    def __init__(self, ident: str, version: str, argv: list[str], want: dict[str, Any], env: list[dict[str, Any]],
+                 refused: str | None = None):
         self.ident, self.version, self.argv, self.want, self.env = ident, version, argv, want, env
+        self.refused = refused
 
 
 def rendered(ident: str, doc: dict[str, Any], planned: int | None) -> Line | None:
-    """Render one spec as the operator would; None when the engine release refuses it."""
-    llm = api.LLMDeployment.model_validate(doc)
-    if engines.spec_problems(llm.spec):
+    """Render one spec as the operator would; None when the release refuses it for other than engine.args."""
+    try:
+        llm = api.LLMDeployment.model_validate(doc)
+        schema_refusal = None
+    except ValidationError as exc:
+        # The CRD-level check (pydantic twin) refuses owned spellings and prefixes before the release's
+        # table does; render what the args would have been, to compare that refusal with vLLM's too.
+        if any(tuple(e["loc"][:3]) != ("spec", "engine", "args") for e in exc.errors()):
+            raise
+        args = doc["spec"]["engine"]["args"]
+        llm = api.LLMDeployment.model_validate(merge(doc, {"spec": {"engine": {"args": []}}}))
+        llm.spec.engine.args = list(args)
+        schema_refusal = str(exc.errors()[0]["msg"])
+    problems = engines.spec_problems(llm.spec)
+    if any(not p.field.startswith("engine.args") for p in problems):
         return None
     version = engines.engine_for(llm.spec.engine).version
     dep = render.deployment(llm, render.RenderChoices(replicas=1, max_model_len=planned))
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["vllm", "serve"], ident
     assert container["image"] == (llm.spec.engine.image or f"vllm/vllm-openai:v{version}"), ident
-    return Line(f"{ident}@{version}", version, container["args"], expected(doc, version, planned), container["env"])
+    refused = schema_refusal or "; ".join(map(str, problems)) or None
+    return Line(f"{ident}@{version}", version, container["args"], expected(doc, version, planned), container["env"],
+                refused)
 
 
 def for_each_version(ident: str, doc: dict[str, Any], planned: int | None) -> list[Line]:
@@ -119,6 +140,7 @@ def example_lines() -> list[Line]:
             if fit.verdict.fits is False:
                 continue  # not rolled out (too-big.yaml): nothing is rendered
             lines += for_each_version(f"examples/{path.name}:{doc['metadata']['name']}", doc, fit.max_model_len)
+    assert not [line.ident for line in lines if line.refused], "an example is refused by its vLLM release"
     return lines
 
 
@@ -129,7 +151,9 @@ def case_lines() -> list[Line]:
     lines = for_each_version("invalid-cases-base", body("base", invalid["base"]), 4096)
     for case in valid["cases"]:
         doc = body(case.get("name", "case"), merge(valid["base"], case["spec"]))
-        lines += for_each_version(f"valid:{case['id']}", doc, 8192)
+        rendered_case = for_each_version(f"valid:{case['id']}", doc, 8192)
+        assert rendered_case and not any(line.refused for line in rendered_case), f"valid case {case['id']} refused"
+        lines += rendered_case
     return lines
 
 
@@ -159,7 +183,7 @@ def specs(draw: st.DrawFn) -> tuple[dict[str, Any], int | None]:
         "maxNumSeqs": draw(st.integers(1, 65536)),
         "kvCacheDtype": draw(st.sampled_from([k.value for k in api.KVCacheDtype])),
         "enablePrefixCaching": draw(st.booleans()),
-        "args": draw(st.lists(st.sampled_from(PASSTHROUGH_POOL), unique=True, max_size=3)),
+        "args": draw(st.lists(st.sampled_from(PASSTHROUGH_POOL + BAD_PASSTHROUGH), unique=True, max_size=3)),
     }
     if draw(st.booleans()):
         engine["maxModelLen"] = draw(st.integers(16, 10_000_000))
@@ -205,10 +229,55 @@ def lines_for(version: str) -> list[Line]:
     return [line for line in all_lines() if line.version == version]
 
 
+# A value per owned destination for the option-spelling probes, and what the parser makes of it.
+PROBE_VALUES: dict[str, tuple[str, Any]] = {
+    "tensor_parallel_size": ("2", 2),
+    "max_model_len": ("4096", 4096),
+    "gpu_memory_utilization": ("0.5", 0.5),
+    "max_num_seqs": ("3", 3),
+    "quantization": ("awq", "awq"),
+    "kv_cache_dtype": ("fp8", "fp8"),
+    "served_model_name": ("probe-name", ["probe-name"]),
+    "host": ("10.0.0.1", "10.0.0.1"),
+    "port": ("1234", 1234),
+    "model": ("probe/other", "probe/other"),
+    "api_key": ("probe-key", ["probe-key"]),
+}
+
+
+def probe_tokens(version: str) -> list[str]:
+    """Spellings of owned options as a user might write them in engine.args: exact, with `_`,
+    shortened to prefixes (some unambiguous, some not), `--no-` forms, and unknown ones."""
+    tokens: list[str] = ["--max", "--enable-prefix", "--no-enable-prefix", "--max-num-s", "--tensor-parallel-sizes"]
+    for name in sorted(vllm.owned_flags(version)):
+        if not name.startswith("--"):
+            tokens.append(name)
+            continue
+        tokens += [name, "--" + name[2:].replace("-", "_"), name[:-1], name[: len(name) // 2 + 2]]
+    return list(dict.fromkeys(tokens))
+
+
+def probe_argv(version: str, token: str) -> list[str]:
+    """`vllm serve probe/model TOKEN[=VALUE]` with a value when the token selects a valued option."""
+    option = vllm.flag_table(version).resolve(token)
+    if option is not None and option.dest == "model":
+        # 0.32 refuses a positional model next to --model; the flag alone names it.
+        return [f"{token}={PROBE_VALUES['model'][0]}"]
+    if option is not None and option.takes_value:
+        return ["probe/model", f"{token}={PROBE_VALUES[option.dest][0]}"]
+    return ["probe/model", token]
+
+
+def request(version: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Everything one judge subprocess is asked for a release: command lines, then probes."""
+    lines = [(line.ident, tuple(line.argv)) for line in lines_for(version)]
+    probes = [(f"probe:{token}", tuple(probe_argv(version, token))) for token in probe_tokens(version)]
+    return tuple(lines + probes)
+
+
 def verdicts(version: str) -> dict[str, dict[str, Any]]:
     """vLLM's verdict per line id (one subprocess per release per run)."""
-    lines = tuple((line.ident, tuple(line.argv)) for line in lines_for(version))
-    return {r["id"]: r for r in judge(version, lines)["results"]}
+    return {r["id"]: r for r in judge(version, request(version))["results"]}
 
 
 def owned_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -222,23 +291,47 @@ def misparsed(lines: list[Line], got: dict[str, dict[str, Any]], version: str) -
     """The lines vLLM refused or read differently from what the spec says, one message each."""
     wrong = []
     for line in lines:
-        verdict = got[line.ident]
-        if not verdict["ok"]:
-            wrong.append(f"{line.ident}: vLLM {version} refused `vllm serve {' '.join(line.argv)}`: {verdict['error']}")
+        complaint = disagreement(None, got[line.ident], f"{line.ident} `vllm serve {' '.join(line.argv)}`")
+        if complaint:
+            wrong.append(complaint)
             continue
-        values = owned_values(verdict["values"])
+        values = owned_values(got[line.ident]["values"])
         diffs = {k: (values[k], want) for k, want in line.want.items() if values[k] != want}
         if diffs:
             wrong.append(f"{line.ident}: `vllm serve {' '.join(line.argv)}` parsed as (got, want) {diffs}")
     return wrong
 
 
+def disagreement(our_refusal: str | None, verdict: dict[str, Any], what: str) -> str | None:
+    """What to complain about when modelfleet and vLLM's parser disagree on refusing `what`."""
+    if our_refusal and verdict["ok"]:
+        return f"{what}: modelfleet refuses ({our_refusal}) but vLLM accepts it"
+    if not our_refusal and not verdict["ok"]:
+        return f"{what}: vLLM refuses it: {verdict['error']}"
+    return None
+
+
 @pytest.mark.parametrize("version", vllm.SUPPORTED_VERSIONS)
 def test_every_rendered_command_line_parses_as_intended(version: str) -> None:
     lines = lines_for(version)
     assert len(lines) >= 100, f"only {len(lines)} command lines for vLLM {version}"
-    wrong = misparsed(lines, verdicts(version), version)
-    print(f"vLLM {version}: {len(lines)} command lines parsed by vLLM's own parser, {len(wrong)} wrong")
+    got = verdicts(version)
+    wrong = []
+    refused = 0
+    for line in lines:
+        verdict = got[line.ident]
+        refused += bool(line.refused)
+        complaint = disagreement(line.refused, verdict, f"{line.ident} `vllm serve {' '.join(line.argv)}`")
+        if complaint or line.refused:
+            wrong += [complaint] if complaint else []
+            continue
+        values = owned_values(verdict["values"])
+        diffs = {k: (values[k], want) for k, want in line.want.items() if values[k] != want}
+        if diffs:
+            wrong.append(f"{line.ident}: `vllm serve {' '.join(line.argv)}` parsed as (got, want) {diffs}")
+    print(f"vLLM {version}: {len(lines)} command lines parsed by vLLM's own parser ({refused} refused by "
+          f"modelfleet for their engine.args), {len(wrong)} wrong")
+    assert refused >= 5, "too few refused lines to compare modelfleet's refusals with vLLM's"
     assert not wrong, f"{len(wrong)} of {len(lines)} command lines wrong:\n" + "\n".join(wrong[:20])
 
 
@@ -253,10 +346,36 @@ def test_secrets_never_on_the_command_line(version: str) -> None:
 
 @pytest.mark.parametrize("version", vllm.SUPPORTED_VERSIONS)
 def test_checked_in_table_matches_the_installed_vllm(version: str) -> None:
-    lines = tuple((line.ident, tuple(line.argv)) for line in lines_for(version))
-    generated = judge(version, lines)["table_text"]
+    generated = judge(version, request(version))["table_text"]
     committed = (ROOT / "operator" / "modelfleet" / "engines" / "vllm" / "data" / f"vllm-{version}.json").read_text()
     assert generated == committed, (
         f"engines/vllm/data/vllm-{version}.json differs from what vllm {version} defines: "
         f"run `make vllm-table VERSION={version}`"
     )
+
+
+@pytest.mark.parametrize("version", vllm.SUPPORTED_VERSIONS)
+def test_flag_table_lookups_agree_with_vllms_parser(version: str) -> None:
+    """FlagTable.resolve (what engine.args checks use) against vLLM's own parser: an option the
+    table resolves is accepted and sets that destination; one it does not is refused."""
+    table = vllm.flag_table(version)
+    got = verdicts(version)
+    tokens = probe_tokens(version)
+    wrong = []
+    for token in tokens:
+        verdict = got[f"probe:{token}"]
+        option = table.resolve(token)
+        complaint = disagreement(None if option else "the table finds no single option", verdict, token)
+        if complaint or option is None:
+            wrong += [complaint] if complaint else []
+            continue
+        value = owned_values(verdict["values"]).get(option.dest)
+        if option.boolean:
+            want: Any = not table.sets_false(token)
+        else:
+            want = PROBE_VALUES[option.dest][1]
+        if value != want:
+            wrong.append(f"{token}: vLLM set {option.dest}={value!r}, expected {want!r}")
+    print(f"vLLM {version}: {len(tokens)} option spellings checked against the flag table")
+    assert len(tokens) >= 40
+    assert not wrong, "\n".join(wrong)

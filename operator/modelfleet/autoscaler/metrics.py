@@ -169,11 +169,15 @@ class PrometheusSource:
     def fetch(self, pod_urls: Mapping[DeploymentKey, Mapping[str, str]] | None = None,
               ) -> dict[DeploymentKey, Signals]:
         """Run the batched query; ``pod_urls`` is ignored."""
+        return parse_query_result(self.run(self.query))
+
+    def run(self, expr: str) -> Any:
+        """``data.result`` of one instant query (also `modelfleet status`'s); raises :class:`MetricsError`."""
         import requests
         from prometheus_api_client.exceptions import PrometheusApiClientException
 
         try:
-            result = self._prom.custom_query(self.query, timeout=self.timeout)
+            return self._prom.custom_query(expr, timeout=self.timeout)
         except requests.Timeout as e:
             raise MetricsError(f"Prometheus at {self.url} timed out after {self.timeout}s") from e
         except requests.JSONDecodeError as e:
@@ -186,7 +190,12 @@ class PrometheusSource:
             raise MetricsError(f"Prometheus at {self.url} refused the query: {str(e)[:300]}") from e
         except (ValueError, KeyError, TypeError) as e:  # body not JSON, or JSON without data.result
             raise MetricsError(f"Prometheus at {self.url} answered garbage: {type(e).__name__}: {e}") from e
-        return parse_query_result(result)
+
+
+def read_text(url: str, timeout: float) -> str:
+    """GET a /metrics endpoint (a pod's, or the operator's for `modelfleet status`); raises OSError."""
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return str(r.read().decode("utf-8", "replace"))
 
 
 @dataclass(frozen=True)
@@ -262,8 +271,7 @@ class ScrapeSource:
 
     def _scrape(self, url: str) -> PodSample | str:
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as r:
-                return parse_exposition(r.read().decode("utf-8", "replace"))
+            return parse_exposition(read_text(url, self.timeout))
         except (OSError, MetricsError, ValueError) as e:
             return f"{url}: {e}"
 
