@@ -92,6 +92,12 @@ def pod_changed(event: kopf.RawEvent, **_: Any) -> None:
         _refresh_owner(pod)
 
 
+@kopf.on.event("apps", "v1", "replicasets", labels=CHILD_LABELS)
+def replicaset_changed(event: kopf.RawEvent, **_: Any) -> None:
+    """Track model ReplicaSets: they link pods to the operator's Deployment (no API calls)."""
+    RUNTIME.registry.observe_replicaset(event)
+
+
 def _stuck(pod: dict[str, Any]) -> bool:
     return pod_problem([pod]) is not None
 

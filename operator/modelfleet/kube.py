@@ -178,7 +178,7 @@ class Kube:
         return None if obj is None else dict(obj)
 
     def list_watched(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:
-        """Every LLMDeployment, child Deployment or model Pod in `namespace` (None: all namespaces)."""
+        """Every LLMDeployment, child Deployment, ReplicaSet or model Pod in `namespace` (None: all namespaces)."""
         self._count("list", kind)
         where = namespace or "all namespaces"
         labelled: dict[str, Any] = {"label_selector": api.DEPLOYMENT_LABEL}
@@ -198,6 +198,13 @@ class Kube:
             else:
                 result = self._call(f"listing Deployments in {where}",
                                     self.apps.list_deployment_for_all_namespaces, **labelled)
+        elif kind == "ReplicaSet":
+            if namespace:
+                result = self._call(f"listing ReplicaSets in {where}", self.apps.list_namespaced_replica_set,
+                                    namespace, **labelled)
+            else:
+                result = self._call(f"listing ReplicaSets in {where}",
+                                    self.apps.list_replica_set_for_all_namespaces, **labelled)
         elif namespace:
             result = self._call(f"listing Pods in {where}", self.core.list_namespaced_pod, namespace, **labelled)
         else:

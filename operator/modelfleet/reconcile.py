@@ -164,8 +164,11 @@ def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None) -
     held = fit.verdict.fits is False
     deployment = existing["Deployment"]
     if not held:
+        weights = fit.report.weights_bytes if fit.report else None
         choices = render.RenderChoices(
-            replicas=applied_replicas(llm, existing["Deployment"], replicas), max_model_len=fit.max_model_len
+            replicas=applied_replicas(llm, existing["Deployment"], replicas),
+            max_model_len=fit.max_model_len,
+            weights_bytes=weights,
         )
         children = render.render(llm, choices)
         deployment = _apply_children(kube, body, children, existing, result)

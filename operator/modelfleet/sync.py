@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from modelfleet import reconcile
 from modelfleet.kube import KubeError
-from modelfleet.registry import DEPLOYMENT, LLM, POD, namespace_matcher
+from modelfleet.registry import DEPLOYMENT, LLM, POD, REPLICASET, namespace_matcher
 from modelfleet.runtime import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,8 @@ async def relist_round() -> None:
     mark = registry.mark()
     listed: list[tuple[str, dict[str, Any]]] = []
     for namespace in _list_scope():
-        for kind, api_kind in ((LLM, "LLMDeployment"), (DEPLOYMENT, "Deployment"), (POD, "Pod")):
+        for kind, api_kind in ((LLM, "LLMDeployment"), (DEPLOYMENT, "Deployment"), (REPLICASET, "ReplicaSet"),
+                               (POD, "Pod")):
             items = await asyncio.to_thread(kube.list_watched, api_kind, namespace)
             listed += [(kind, obj) for obj in items if match(str(obj.get("metadata", {}).get("namespace", "")))]
     removed = registry.replace_from_list(mark, listed)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from modelfleet import api
-from modelfleet.registry import DEPLOYMENT, LLM, POD, Registry, namespace_matcher
+from modelfleet.registry import DEPLOYMENT, LLM, POD, REPLICASET, Registry, namespace_matcher
 
 
 def llm(name: str, ns: str = "n", rv: str = "1") -> dict[str, Any]:
@@ -70,7 +70,7 @@ def test_deleting_an_llm_prunes_its_children_and_pod_map() -> None:
     reg.observe_deployment(ev("ADDED", pod("a", "a") | {"kind": "Deployment"}))
     reg.observe_pod(ev("ADDED", pod("a-1", "a")))
     assert reg.observe_llm(ev("DELETED", llm("a"))) is True
-    assert reg.size() == {LLM: 0, DEPLOYMENT: 0, POD: 0}
+    assert reg.size() == {LLM: 0, DEPLOYMENT: 0, POD: 0, REPLICASET: 0}
 
 
 def test_observe_pod_returns_the_previous_body() -> None:
