@@ -108,6 +108,10 @@ def _apply_children(
         try:
             current = kube.apply(wanted)
         except KubeError as exc:
+            if exc.namespace_terminating:
+                # The namespace is being deleted with the LLMDeployment in it: not a refusal to report.
+                log.debug("not applying %s %s: %s", kind, wanted["metadata"]["name"], exc.api_message)
+                return deployment
             if not exc.refused:
                 raise
             result.rejected = rejection_message(kind, wanted["metadata"]["name"], exc)

@@ -72,3 +72,23 @@ def test_spec_problems_hold_the_rollout_naming_the_item() -> None:
     (problem,) = engines.spec_problems(llm.spec)
     assert str(problem).startswith("spec.engine.args[1]: --enable-chunk (vLLM 0.32.0): "), problem
     assert "write the option in full" in str(problem), problem
+
+
+@pytest.mark.parametrize(
+    ("version", "args", "words"),
+    [
+        # Options that exist in one release and not the other (`vllm serve --help=all` of each).
+        ("0.11.0", ["--disable-log-requests"], None),
+        ("0.32.0", ["--disable-log-requests"], "not an option of vLLM 0.32.0"),  # removed in 0.12
+        ("0.11.0", ["--swap-space", "4", "--enforce-eager"], None),
+        ("0.32.0", ["--swap-space", "4", "--enforce-eager"], "not an option of vLLM 0.32.0"),
+        ("0.32.0", ["--lora-modules", "a=/l/a", "b=/l/b", "--enforce-eager"], None),  # nargs="+"
+        ("0.32.0", ["--port=9000"], "the fixed port 8000"),
+    ],
+)
+def test_check_follows_the_release(version: str, args: list[str], words: str | None) -> None:
+    problems = argcheck.check(args, vllm.flag_table(version), OWNED)
+    if words is None:
+        assert problems == [], problems
+    else:
+        assert len(problems) == 1 and words in str(problems[0]), problems
