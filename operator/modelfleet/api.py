@@ -16,7 +16,9 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from modelfleet import validation
 from modelfleet.engines import vllm as vllm_engine
+from modelfleet.engines.vllm.env import ENV_NAME_PATTERN, cel_owned
 
 GROUP = "modelfleet.io"
 VERSION = "v1alpha1"
@@ -37,8 +39,6 @@ OFFICIAL_IMAGE_PATTERN = vllm_engine.OFFICIAL_IMAGE_PATTERN
 # vLLM options that a spec field owns (every spelling of every supported release): passing
 # them in engine.args would contradict the field.
 OWNED_FLAGS: dict[str, str] = vllm_engine.owned_flags_all_versions()
-# vLLM reads `_` as `-` inside a long option, so the CEL rule accepts either spelling.
-OWNED_FLAG_PATTERN = "^(" + "|".join(re.sub(r"(?<=\w)-", "[-_]", f) for f in OWNED_FLAGS) + ")(=.*)?$"
 
 
 # The name becomes the Deployment's and the Service's: a DNS-1035 label, kept short enough
@@ -52,9 +52,9 @@ NAME_MESSAGE = (
 
 
 def _check_flag(arg: str) -> str:
-    flag = vllm_engine.normalize(arg)
-    if flag in OWNED_FLAGS:
-        raise ValueError(f"{arg} is set by modelfleet from spec.{OWNED_FLAGS[flag]}; set that field instead")
+    problem = validation.arg_problem(arg, OWNED_FLAGS)
+    if problem:
+        raise ValueError(problem)
     return arg
 
 
@@ -95,11 +95,27 @@ class KVCacheDtype(StrEnum):
     FP8_E5M2 = "fp8_e5m2"
 
 
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
+
 class SecretKeyRef(_Model):
     """A key in a Secret in the LLMDeployment's namespace."""
 
-    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
-    key: str = Field(min_length=1, max_length=253, description="Key within the Secret.")
+    name: str = Field(min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN, description="Name of the Secret.")
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="Key within the Secret.")
+
+
+class SecretRef(_Model):
+    """A whole Secret in the LLMDeployment's namespace (its keys are read by fixed names)."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN, description="Name of the Secret.")
+
+
+class PodSecurity(StrEnum):
+    """How far the model pods are locked down (both drop every capability and use seccomp)."""
+
+    DEFAULT = "default"
+    RESTRICTED = "restricted"
 
 
 class Architecture(_Model):
@@ -134,16 +150,20 @@ class Architecture(_Model):
         return self
 
 
-URI_PATTERN = r"^(hf://[^/\s]+/[^\s]+|pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[^\s]*)?|s3://[^/\s]+/[^\s]*|gs://[^/\s]+/[^\s]*|file:///[^\s]*)$"
+def _check_uri(uri: str) -> str:
+    problem = validation.uri_problem(uri)
+    if problem:
+        raise ValueError(problem)
+    return uri
 
 
 class ModelSpec(_Model):
     """Which model to serve and where its weights come from."""
 
-    uri: str = Field(
-        pattern=URI_PATTERN,
-        max_length=1024,
+    uri: Annotated[str, AfterValidator(_check_uri)] = Field(
+        max_length=validation.MAX_URI_LENGTH,
         description="hf://org/name, pvc://claim/path, s3://bucket/path, gs://bucket/path or file:///path.",
+        json_schema_extra={"x-kubernetes-validations": validation.uri_cel_rules()},  # type: ignore[dict-item]
     )
     served_name: str | None = Field(
         default=None,
@@ -167,6 +187,33 @@ class ModelSpec(_Model):
     architecture: Architecture | None = Field(
         default=None, description="Model shape for the fit check; looked up in the catalog when omitted."
     )
+    credentials_secret_ref: SecretRef | None = Field(
+        default=None,
+        description="Secret with object-storage credentials, for s3:// and gs:// only. s3: keys AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL; gs: key key.json "
+        "(a service-account key). Only these keys are read.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.credentialsSecretRef) || self.uri.startsWith('s3://') || self.uri.startsWith('gs://')",
+                    "model.credentialsSecretRef is only for s3:// and gs:// URIs; "
+                    "use tokenSecretRef for hf:// and remove it for pvc:// and file://",
+                )
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _credentials_for_object_storage(self) -> ModelSpec:
+        if self.credentials_secret_ref and not self.uri.startswith(("s3://", "gs://")):
+            raise ValueError(
+                "model.credentialsSecretRef is only for s3:// and gs:// URIs; "
+                "use tokenSecretRef for hf:// and remove it for pvc:// and file://"
+            )
+        return self
 
 
 class GPUSpec(_Model):
@@ -251,6 +298,7 @@ class EngineSpec(_Model):
         default=None,
         min_length=1,
         max_length=512,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
         description="Container image; default vllm/vllm-openai:v<version>. A custom image needs engine.version.",
     )
     max_model_len: int | None = Field(
@@ -271,19 +319,46 @@ class EngineSpec(_Model):
             "items": {
                 "type": "string",
                 "maxLength": 1024,
-                "x-kubernetes-validations": [
-                    {
-                        "rule": f"!self.matches('{OWNED_FLAG_PATTERN}')",
-                        "messageExpression": "'engine.args: ' + self + ' conflicts with a flag modelfleet sets "
-                        "from the spec (model, servedName, gpu.count, quantization, engine fields, "
-                        "port, apiKeySecretRef); set that field instead'",
-                    }
-                ],
+                "pattern": validation.ARG_PATTERN,
+                "x-kubernetes-validations": validation.args_cel_rules(list(OWNED_FLAGS)),  # type: ignore[dict-item]
             }
         },
     )
 
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=validation.MAX_ENV_ENTRIES,
+        description="Extra environment variables. Names the operator sets or that steer credentials "
+        "(VLLM_API_KEY, HF_TOKEN, HF_ENDPOINT, HF_HOME, HF_HUB_*, AWS_*, ...) are refused: see docs/security.md.",
+        json_schema_extra={
+            "maxProperties": validation.MAX_ENV_ENTRIES,
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": validation.MAX_ENV_VALUE_LENGTH,
+                "pattern": validation.ENV_VALUE_PATTERN,
+            },
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.all(k, k.matches('{ENV_NAME_PATTERN}'))",
+                    "message": "engine.env: names are letters, digits, '_', '-' and '.', not starting with a digit",
+                },
+                {
+                    "rule": f"self.all(k, !({cel_owned('k')}))",
+                    "messageExpression": f"'engine.env: ' + self.filter(k, {cel_owned('k')})[0] + "
+                    "' is set by modelfleet or steers credentials; use the spec field for it (docs/security.md)'",
+                },
+            ],
+        },
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, item in value.items():
+            problem = validation.env_problem(name, item)
+            if problem:
+                raise ValueError(f"engine.env: {problem}")
+        return value
     shm_size: str = Field(
         default="8Gi",
         pattern=r"^[0-9]+(Mi|Gi)$",
@@ -375,6 +450,12 @@ class LLMDeploymentSpec(_Model):
         default=None, description="Secret with the API key vLLM requires on /v1 (VLLM_API_KEY)."
     )
     scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
+    pod_security: PodSecurity = Field(
+        default=PodSecurity.DEFAULT,
+        description="default: no privilege escalation, every capability dropped, seccomp RuntimeDefault, no "
+        "service-account token. restricted: also a non-root UID with writable cache dirs, so the pods are "
+        "admitted where the PodSecurity `restricted` level is enforced.",
+    )
 
 
 class Condition(_Model):

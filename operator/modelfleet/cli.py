@@ -44,7 +44,10 @@ def _cmd_render(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             continue
-        choices = render.RenderChoices(replicas=desired_replicas(llm, None), max_model_len=fit.max_model_len)
+        weights = fit.report.weights_bytes if fit.report else None
+        choices = render.RenderChoices(
+            replicas=desired_replicas(llm, None), max_model_len=fit.max_model_len, weights_bytes=weights
+        )
         objects += render.render(llm, choices)
     sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False))
     return 1 if refused else 0

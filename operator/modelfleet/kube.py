@@ -43,13 +43,25 @@ class KubeError(Exception):
     """An API call failed; `retryable` says whether trying again later can help."""
 
     def __init__(
-        self, message: str, status: int | None, retryable: bool, api_message: str = "", fields: tuple[str, ...] = ()
+        self,
+        message: str,
+        status: int | None,
+        retryable: bool,
+        api_message: str = "",
+        fields: tuple[str, ...] = (),
+        causes: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
         self.api_message = api_message or message  # the API server's own words (Status.message)
         self.fields = fields  # the fields it named (Status.details.causes[].field)
+        self.causes = causes  # the reasons it gave (Status.details.causes[].reason)
+
+    @property
+    def namespace_terminating(self) -> bool:
+        """Refused because the namespace is being deleted: the object is going with it, nothing to report."""
+        return "NamespaceTerminating" in self.causes
 
     @property
     def refused(self) -> bool:
@@ -63,16 +75,20 @@ def _wrap(exc: ApiException, what: str) -> KubeError:
     raw = exc.body if isinstance(exc.body, str) else (exc.body or b"").decode("utf-8", "replace")
     api_message = ""
     fields: tuple[str, ...] = ()
+    cause_reasons: tuple[str, ...] = ()
     try:
         doc = json.loads(raw)
         api_message = str(doc.get("message") or "")
         causes = (doc.get("details") or {}).get("causes") or []
         fields = tuple(str(c["field"]) for c in causes if c.get("field"))
+        cause_reasons = tuple(str(c["reason"]) for c in causes if c.get("reason"))
     except (ValueError, AttributeError):
         pass
     retryable = status in (0, 409, 429) or status >= 500
     detail = api_message or raw[:500]
-    return KubeError(f"{what}: {status} {reason} {detail}".strip(), status, retryable, api_message, fields)
+    return KubeError(
+        f"{what}: {status} {reason} {detail}".strip(), status, retryable, api_message, fields, cause_reasons
+    )
 
 
 def _unreachable(exc: Exception, what: str) -> KubeError:
@@ -225,6 +241,7 @@ class Kube:
             "Deployment": (self.apps.list_namespaced_deployment, self.apps.list_deployment_for_all_namespaces),
             "Pod": (self.core.list_namespaced_pod, self.core.list_pod_for_all_namespaces),
             "Service": (self.core.list_namespaced_service, self.core.list_service_for_all_namespaces),
+            "ReplicaSet": (self.apps.list_namespaced_replica_set, self.apps.list_replica_set_for_all_namespaces),
         }
         namespaced, everywhere = calls[kind]
         return (namespaced, (namespace,)) if namespace else (everywhere, ())
@@ -401,8 +418,10 @@ class Kube:
         try:
             self._call(f"posting event {reason}", self.core.create_namespaced_event, meta["namespace"], body)
         except KubeError as exc:
-            # An Event that cannot be posted must not fail the reconcile it describes.
-            log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
+            # An Event that cannot be posted must not fail the reconcile it describes; in a namespace
+            # being deleted it has nobody left to tell.
+            level = logging.DEBUG if exc.namespace_terminating else logging.WARNING
+            log.log(level, "could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
 
     # -- the leader-election Lease -------------------------------------------------------------
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:

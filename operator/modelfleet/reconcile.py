@@ -141,6 +141,10 @@ def _apply_children(
         try:
             current = kube.apply(wanted)
         except KubeError as exc:
+            if exc.namespace_terminating:
+                # The namespace is being deleted with the LLMDeployment in it: not a refusal to report.
+                log.debug("not applying %s %s: %s", kind, wanted["metadata"]["name"], exc.api_message)
+                return deployment
             if not exc.refused:
                 raise
             result.rejected = rejection_message(kind, wanted["metadata"]["name"], exc)
@@ -210,8 +214,11 @@ def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None, c
     held = fit.verdict.fits is False
     deployment = existing["Deployment"]
     if not held:
+        weights = fit.report.weights_bytes if fit.report else None
         choices = render.RenderChoices(
-            replicas=applied_replicas(llm, existing["Deployment"], replicas), max_model_len=fit.max_model_len
+            replicas=applied_replicas(llm, existing["Deployment"], replicas),
+            max_model_len=fit.max_model_len,
+            weights_bytes=weights,
         )
         children = render.render(llm, choices)
         deployment = _apply_children(kube, cache, body, children, existing, result)

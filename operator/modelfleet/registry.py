@@ -14,7 +14,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelfleet import api
@@ -22,10 +22,10 @@ from modelfleet import api
 Key = tuple[str, str]
 # (kind, namespace, owner LLMDeployment, object name); for LLMDeployments owner == name.
 ItemKey = tuple[str, str, str, str]
-LLM, DEPLOYMENT, POD, SERVICE = "llm", "deployment", "pod", "service"
-KINDS = (LLM, DEPLOYMENT, POD, SERVICE)
+LLM, DEPLOYMENT, POD, SERVICE, REPLICASET = "llm", "deployment", "pod", "service", "replicaset"
+KINDS = (LLM, DEPLOYMENT, POD, SERVICE, REPLICASET)
 #: The API kind of each registry kind (what a LIST or watch asks for).
-API_KINDS = {LLM: api.KIND, DEPLOYMENT: "Deployment", POD: "Pod", SERVICE: "Service"}
+API_KINDS = {LLM: api.KIND, DEPLOYMENT: "Deployment", POD: "Pod", SERVICE: "Service", REPLICASET: "ReplicaSet"}
 _BY_API_KIND = {v: k for k, v in API_KINDS.items()}
 
 
@@ -145,6 +145,10 @@ class Registry:
         """Record a watch event of a model pod; returns the pod as it was before."""
         return self._observe(POD, event)[1]
 
+    def observe_replicaset(self, event: Any) -> None:
+        """Record a watch event of a model ReplicaSet: it links pods to the operator's Deployment."""
+        self._observe(REPLICASET, event)
+
     def mark(self) -> int:
         """Call before a LIST: observations after this mark are newer than anything the LIST returns."""
         with self._lock:
@@ -205,15 +209,23 @@ class Registry:
         with self._lock:
             deployments: dict[Key, dict[str, Any]] = {}
             pods: dict[Key, list[dict[str, Any]]] = {}
+            replicasets: dict[Key, list[dict[str, Any]]] = {}
             llms: list[tuple[Key, dict[str, Any]]] = []
-            for (kind, namespace, owner, _), (_, obj) in self._items.items():
+            for (kind, namespace, owner, name), (_, obj) in self._items.items():
                 if kind == LLM:
                     llms.append(((namespace, owner), obj))
                 elif kind == DEPLOYMENT:
-                    deployments[(namespace, owner)] = obj
+                    # Only the Deployment named after its LLMDeployment: another one carrying the same
+                    # label (anyone in the namespace can set labels) must not take its place.
+                    if name == owner:
+                        deployments[(namespace, owner)] = obj
+                elif kind == REPLICASET:
+                    replicasets.setdefault((namespace, owner), []).append(obj)
                 elif kind == POD:
                     pods.setdefault((namespace, owner), []).append(obj)
-            return [View(llm, deployments.get(key), pods.get(key, [])) for key, llm in llms]
+            return [
+                View(llm, deployments.get(key), pods.get(key, []), replicasets.get(key, [])) for key, llm in llms
+            ]
 
     def size(self) -> dict[str, int]:
         """How many objects of each kind are held (for /metrics and tests)."""
@@ -231,3 +243,25 @@ class View:
     llm: dict[str, Any]
     deployment: dict[str, Any] | None
     pods: list[dict[str, Any]]
+    replicasets: list[dict[str, Any]] = field(default_factory=list)
+
+    def owned_pods(self) -> list[dict[str, Any]]:
+        """The pods of the operator's own Deployment: LLMDeployment -> Deployment -> ReplicaSet -> Pod, each
+        link a controller ownerReference by UID. A pod that only carries the label (anyone in the
+        namespace can create one) is left out, so it cannot feed the autoscaler."""
+        if self.deployment is None:
+            return []
+        llm_uid = self.llm.get("metadata", {}).get("uid")
+        if llm_uid is None or controller_uid(self.deployment) != llm_uid:
+            return []
+        dep_uid = self.deployment["metadata"].get("uid")
+        ours = {rs["metadata"].get("uid") for rs in self.replicasets if controller_uid(rs) == dep_uid}
+        return [p for p in self.pods if controller_uid(p) in ours]
+
+
+def controller_uid(obj: dict[str, Any]) -> str | None:
+    """The UID of an object's controller (the ownerReference with controller: true), if any."""
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None

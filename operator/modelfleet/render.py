@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet import api, engines
+from modelfleet import api, engines, hardening
 
 CONFIG_HASH_ANNOTATION = f"{api.GROUP}/config-hash"
 MODELS_MOUNT = "/models"
@@ -23,10 +23,12 @@ PRESTOP_SLEEP_SECONDS = 10
 
 @dataclass(frozen=True)
 class RenderChoices:
-    """What the reconciler decided beyond the spec: replica count and the chosen context length."""
+    """What the reconciler decided beyond the spec: replica count, the chosen context length, and
+    the planner's weight size (None when the model is unknown), which sizes the cache volume."""
 
     replicas: int
     max_model_len: int | None = None
+    weights_bytes: int | None = None
 
 
 def endpoint(llm: api.LLMDeployment) -> str:
@@ -61,11 +63,12 @@ def _resources(spec: api.LLMDeploymentSpec) -> dict[str, Any]:
     }
 
 
-def _volumes(llm: api.LLMDeployment) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _volumes(llm: api.LLMDeployment, choices: RenderChoices) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     spec = llm.spec
+    cache_limit = hardening.cache_size_limit(spec, choices.weights_bytes)
     volumes: list[dict[str, Any]] = [
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.engine.shm_size}},
-        {"name": "cache", "emptyDir": {}},
+        {"name": "cache", "emptyDir": {"sizeLimit": cache_limit}},
     ]
     mounts: list[dict[str, Any]] = [
         {"name": "dshm", "mountPath": "/dev/shm"},
@@ -76,7 +79,8 @@ def _volumes(llm: api.LLMDeployment) -> tuple[list[dict[str, Any]], list[dict[st
         claim = rest.split("/", 1)[0]
         volumes.append({"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
         mounts.append({"name": "model", "mountPath": f"{MODELS_MOUNT}/{claim}", "readOnly": True})
-    return volumes, mounts
+    extra_volumes, extra_mounts = hardening.credentials_volume(spec)
+    return volumes + extra_volumes, mounts + extra_mounts
 
 
 def _container(llm: api.LLMDeployment, choices: RenderChoices, mounts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -87,7 +91,8 @@ def _container(llm: api.LLMDeployment, choices: RenderChoices, mounts: list[dict
         "image": server.image,
         "command": list(server.command),
         "args": server.args(spec, llm.served_name, choices.max_model_len, MODELS_MOUNT),
-        "env": server.env(spec),
+        # The engine's variables, then every runtime cache into the cache volume and the storage credentials.
+        "env": [*server.env(spec), *hardening.cache_env(), *hardening.credentials_env(spec)],
         "ports": [{"name": "http", "containerPort": server.port, "protocol": "TCP"}],
         "resources": _resources(spec),
         "volumeMounts": mounts,
@@ -97,6 +102,7 @@ def _container(llm: api.LLMDeployment, choices: RenderChoices, mounts: list[dict
         "readinessProbe": _probe(server.health_path, 5, 3),
         "livenessProbe": _probe(server.health_path, 10, 6),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
+        "securityContext": hardening.container_security_context(spec),
     }
 
 
@@ -108,7 +114,7 @@ def _pod_spec(llm: api.LLMDeployment, choices: RenderChoices) -> dict[str, Any]:
         node_selector["nvidia.com/gpu.product"] = spec.gpu.product
     # GPU nodes commonly carry this taint so that only GPU workloads land on them.
     tolerations = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, *sched.tolerations]
-    volumes, mounts = _volumes(llm)
+    volumes, mounts = _volumes(llm, choices)
     pod: dict[str, Any] = {
         "containers": [_container(llm, choices, mounts)],
         "volumes": volumes,
@@ -116,6 +122,7 @@ def _pod_spec(llm: api.LLMDeployment, choices: RenderChoices) -> dict[str, Any]:
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "securityContext": hardening.pod_security_context(spec),
     }
     if node_selector:
         pod["nodeSelector"] = node_selector

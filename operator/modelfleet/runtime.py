@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from modelfleet.kube import Kube
 from modelfleet.ratelimit import TokenBucket
-from modelfleet.registry import DEPLOYMENT, POD, SERVICE, Registry, namespace_matcher
+from modelfleet.registry import DEPLOYMENT, POD, REPLICASET, SERVICE, Registry, namespace_matcher
 from modelfleet.settings import Settings
 from modelfleet.workqueue import WorkQueue
 
@@ -102,7 +102,7 @@ class Runtime:
 
         accept = namespace_matcher(self.settings.namespaces)
         seconds = min(self.settings.resync_seconds, 300)  # a watch round ends in time for the health judgement
-        for kind in (DEPLOYMENT, SERVICE, POD):
+        for kind in (DEPLOYMENT, REPLICASET, SERVICE, POD):
             for namespace in sync.list_scope():
 
                 handler = functools.partial(sync.on_child_event, kind)

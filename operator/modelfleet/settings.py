@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,29 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 class SettingsError(ValueError):
     """A setting has a value the operator cannot use."""
+
+
+# One PromQL label matcher, `name="value"` (also !=, =~, !~); the value is a double-quoted string.
+_MATCHER = r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\\n]|\\.)*)"\s*'
+# The labels the query groups by: a matcher on them would hide or merge deployments.
+RESERVED_SELECTOR_LABELS = ("namespace", "modelfleet_io_deployment", "__name__")
+
+
+def parse_selector(raw: str) -> str:
+    """Validate MODELFLEET_PROMETHEUS_SELECTOR (e.g. `job="vllm",cluster="prod"`); returns it normalised."""
+    if not raw.strip():
+        return ""
+    if re.fullmatch(rf"{_MATCHER}(,{_MATCHER})*", raw) is None:
+        raise SettingsError(
+            f"MODELFLEET_PROMETHEUS_SELECTOR={raw!r} is not a list of PromQL label matchers; "
+            'expected e.g. job="vllm",cluster="prod"'
+        )
+    matchers = []
+    for name, op, value in re.findall(_MATCHER, raw):
+        if name in RESERVED_SELECTOR_LABELS:
+            raise SettingsError(f"MODELFLEET_PROMETHEUS_SELECTOR: {name} is matched by the operator; use job, cluster")
+        matchers.append(f'{name}{op}"{value}"')
+    return ",".join(matchers)
 
 
 def _int(env: dict[str, str], key: str, default: int) -> int:
@@ -63,6 +87,7 @@ class Settings:
 
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
     prometheus_url: str = ""
+    prometheus_selector: str = ""  # extra PromQL matchers, e.g. job="vllm",cluster="prod"
     metrics_mode: MetricsMode = "prometheus"
     log_level: str = "info"
     health_port: int = 8080
@@ -106,6 +131,7 @@ class Settings:
         return cls(
             namespaces=namespaces,
             prometheus_url=url,
+            prometheus_selector=parse_selector(env.get("MODELFLEET_PROMETHEUS_SELECTOR", "")),
             metrics_mode=mode,  # type: ignore[arg-type]
             log_level=level,
             health_port=_int(env, "MODELFLEET_HEALTH_PORT", 8080),

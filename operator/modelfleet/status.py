@@ -171,6 +171,8 @@ def compute(
         degraded = _cond("Degraded", True, "ChildRejected", observed.rejected, generation)
     elif failure is not None:
         message = f"pods cannot be created: {failure.message}"
+        if "PodSecurity" in failure.message:
+            message += "; set spec.podSecurity: restricted to run the pods as a non-root UID"
         degraded = _cond("Degraded", True, failure.reason, message, generation)
     elif problem is not None:
         degraded = _cond("Degraded", True, problem[0], problem[1], generation)

@@ -17,22 +17,32 @@ NOW = 1_800_000_000.0
 
 def llm(enabled: bool = True, rv: str = "1", conditions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
-        "metadata": {"name": "m", "namespace": "n", "resourceVersion": rv},
+        "metadata": {"name": "m", "namespace": "n", "resourceVersion": rv, "uid": "llm-uid"},
         "spec": {"model": {"uri": "hf://a/b"}, "autoscaling": {"enabled": enabled, "maxReplicas": 8}},
         "status": {"conditions": conditions or []},
     }
 
 
-def pod(name: str, ready: bool, unschedulable: bool = False, age: float = 30, ip: str = "10.0.0.1") -> dict[str, Any]:
+def owned_by(uid: str) -> list[dict[str, Any]]:
+    return [{"uid": uid, "controller": True}]
+
+
+def pod(name: str, ready: bool, unschedulable: bool = False, age: float = 30, ip: str = "10.0.0.1",
+        owner: str = "rs-uid") -> dict[str, Any]:
     conds = [{"type": "Ready", "status": "True" if ready else "False"}]
     if unschedulable:
         conds.append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable"})
     created = dt.datetime.fromtimestamp(NOW - age, dt.UTC)
-    return {"metadata": {"name": name, "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ")},
+    return {"metadata": {"name": name, "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                         "ownerReferences": owned_by(owner)},
             "status": {"conditions": conds, "podIP": ip}}
 
 
-DEPLOYMENT = {"spec": {"replicas": 4}, "status": {"readyReplicas": 2}}
+DEPLOYMENT = {"metadata": {"uid": "dep-uid", "ownerReferences": owned_by("llm-uid")},
+              "spec": {"replicas": 4}, "status": {"readyReplicas": 2}}
+# The operator's ReplicaSet, and one a namespace user made with the same labels.
+REPLICASETS = [{"metadata": {"uid": "rs-uid", "ownerReferences": owned_by("dep-uid")}},
+               {"metadata": {"uid": "fake-rs-uid", "ownerReferences": owned_by("fake-dep-uid")}}]
 
 
 @pytest.mark.parametrize(
@@ -41,10 +51,14 @@ DEPLOYMENT = {"spec": {"replicas": 4}, "status": {"readyReplicas": 2}}
         (View(llm(enabled=False), DEPLOYMENT, []), None),
         (View(llm(), None, []), None),
         (View(llm(), DEPLOYMENT, [pod("a", True), pod("b", True), pod("c", False, age=100),
-                                  pod("d", False, unschedulable=True)]),
+                                  pod("d", False, unschedulable=True)], REPLICASETS),
          {"replicas": 4, "ready_replicas": 2, "unschedulable": 1, "unready_seconds": 100.0, "urls": 2}),
+        # Look-alikes: a ready pod of another ReplicaSet, a bare labelled pod, a stuck one: none counts.
+        (View(llm(), DEPLOYMENT, [pod("a", True), pod("x", True, owner="fake-rs-uid"), pod("y", True, owner=""),
+                                  pod("z", False, unschedulable=True, owner="fake-rs-uid")], REPLICASETS),
+         {"replicas": 4, "ready_replicas": 2, "unschedulable": 0, "unready_seconds": None, "urls": 1}),
     ],
-    ids=["disabled", "not-deployed", "mixed-pods"],
+    ids=["disabled", "not-deployed", "mixed-pods", "look-alike-pods"],
 )
 def test_target_for(view: View, expect: dict[str, Any] | None) -> None:
     target = target_for(view, NOW)
@@ -95,12 +109,13 @@ def test_status_write_retries_on_a_fresh_body_after_a_conflict() -> None:
 def test_never_created_pods_are_counted_and_aged_from_the_failure() -> None:
     failed_since = dt.datetime.fromtimestamp(NOW - 900, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     deployment = {
+        "metadata": {"uid": "dep-uid", "ownerReferences": owned_by("llm-uid")},
         "spec": {"replicas": 4},
         "status": {"readyReplicas": 1, "conditions": [
             {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
              "message": 'pods "m-1" is forbidden: exceeded quota: gpus', "lastTransitionTime": failed_since}]},
     }
-    target = target_for(View(llm(), deployment, [pod("a", True)]), NOW)
+    target = target_for(View(llm(), deployment, [pod("a", True)], REPLICASETS), NOW)
     assert target is not None
     # 4 wanted - 1 pod that exists = 3 never created; aged 900 s from the condition, like unready pods.
     assert (target.not_created, target.unready_seconds) == (3, 900.0)
@@ -108,5 +123,5 @@ def test_never_created_pods_are_counted_and_aged_from_the_failure() -> None:
 
 
 def test_missing_pods_without_a_failure_are_just_not_created_yet() -> None:
-    target = target_for(View(llm(), DEPLOYMENT, [pod("a", True)]), NOW)
+    target = target_for(View(llm(), DEPLOYMENT, [pod("a", True)], REPLICASETS), NOW)
     assert target is not None and target.not_created == 0

@@ -28,15 +28,20 @@ def pod(name: str, created_ago: float, ready_after: float | None) -> dict[str, A
     created = NOW - created_ago
     cond = ({"type": "Ready", "status": "True", "lastTransitionTime": stamp(created + ready_after)}
             if ready_after is not None else {"type": "Ready", "status": "False"})
-    return {"metadata": {"name": name, "creationTimestamp": stamp(created)},
+    return {"metadata": {"name": name, "creationTimestamp": stamp(created),
+                         "ownerReferences": [{"uid": "rs-uid", "controller": True}]},
             "status": {"conditions": [cond], "podIP": "10.0.0.1"}}
 
 
 def view(pods: list[dict[str, Any]], capacity: dict[str, Any] | None) -> View:
-    llm = {"metadata": {"name": "m", "namespace": "n"},
+    llm = {"metadata": {"name": "m", "namespace": "n", "uid": "llm-uid"},
            "spec": {"model": {"uri": "hf://a/b"}, "autoscaling": {"enabled": True}},
            "status": {"capacity": capacity} if capacity else {}}
-    return View(llm, {"spec": {"replicas": len(pods)}, "status": {"readyReplicas": 2}}, pods)
+    # The ownership chain the autoscaler requires: LLMDeployment -> Deployment -> ReplicaSet -> pods.
+    deployment = {"metadata": {"uid": "dep-uid", "ownerReferences": [{"uid": "llm-uid", "controller": True}]},
+                  "spec": {"replicas": len(pods)}, "status": {"readyReplicas": 2}}
+    replicaset = {"metadata": {"uid": "rs-uid", "ownerReferences": [{"uid": "dep-uid", "controller": True}]}}
+    return View(llm, deployment, pods, [replicaset])
 
 
 def test_kv_capacity_from_status_and_median_startup_of_ready_pods() -> None:

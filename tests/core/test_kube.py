@@ -33,6 +33,27 @@ def test_a_422_names_the_field_in_the_api_servers_words() -> None:
     assert err.api_message == body["message"]
 
 
+def test_a_terminating_namespace_is_told_apart_from_a_refusal() -> None:
+    # The body the NamespaceLifecycle admission plugin returns (seen from a 1.34 API server in e2e).
+    body = {
+        "kind": "Status",
+        "status": "Failure",
+        "message": 'services "m" is forbidden: unable to create new content in namespace t '
+                   "because it is being terminated",
+        "reason": "Forbidden",
+        "details": {"name": "m", "kind": "services",
+                    "causes": [{"reason": "NamespaceTerminating", "message": "namespace t is being terminated",
+                                "field": "metadata.namespace"}]},
+        "code": 403,
+    }
+    exc = ApiException(status=403, reason="Forbidden")
+    exc.body = json.dumps(body)
+    assert _wrap(exc, "applying Service t/m").namespace_terminating
+    quota = ApiException(status=403, reason="Forbidden")
+    quota.body = json.dumps({**body, "message": "exceeded quota", "details": {"causes": []}})
+    assert not _wrap(quota, "applying Deployment t/m").namespace_terminating
+
+
 @pytest.mark.parametrize(("status", "retryable", "refused"), [(403, False, True), (409, True, False),
                                                               (500, True, False), (429, True, False)])
 def test_status_classes(status: int, retryable: bool, refused: bool) -> None:

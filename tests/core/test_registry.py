@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from modelfleet import api
-from modelfleet.registry import DEPLOYMENT, LLM, POD, SERVICE, Registry, namespace_matcher, older, slim
+from modelfleet.registry import DEPLOYMENT, LLM, POD, REPLICASET, SERVICE, Registry, namespace_matcher, older, slim
 
 
 def llm(name: str, ns: str = "n", rv: str = "1") -> dict[str, Any]:
@@ -70,7 +70,7 @@ def test_deleting_an_llm_prunes_its_children_and_pod_map() -> None:
     reg.observe_deployment(ev("ADDED", pod("a", "a") | {"kind": "Deployment"}))
     reg.observe_pod(ev("ADDED", pod("a-1", "a")))
     assert reg.observe_llm(ev("DELETED", llm("a"))) is True
-    assert reg.size() == {LLM: 0, DEPLOYMENT: 0, POD: 0, SERVICE: 0}
+    assert reg.size() == {LLM: 0, DEPLOYMENT: 0, POD: 0, SERVICE: 0, REPLICASET: 0}
 
 
 def test_observe_pod_returns_the_previous_body() -> None:
@@ -119,7 +119,7 @@ def test_a_relist_of_one_kind_sweeps_only_that_kind() -> None:
     reg.observe(SERVICE, ev("ADDED", pod("a", "a")))
     reg.observe_pod(ev("ADDED", pod("a-old", "a")))
     reg.replace_from_list(reg.mark(), [(POD, pod("a-new", "a"))], kinds=[POD])
-    assert reg.size() == {LLM: 1, DEPLOYMENT: 1, POD: 1, SERVICE: 1}
+    assert reg.size() == {LLM: 1, DEPLOYMENT: 1, POD: 1, SERVICE: 1, REPLICASET: 0}
     assert [p["metadata"]["name"] for p in reg.list_pods("n", "a")] == ["a-new"]
     assert reg.get_child("Deployment", "n", "a") is not None and reg.get_child("Service", "n", "a") is not None
     assert reg.get_child("Service", "n", "b") is None

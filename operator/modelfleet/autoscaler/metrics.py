@@ -75,6 +75,14 @@ class MetricsSource(Protocol):
         ...
 
 
+def scoped_selector(extra: str = "") -> str:
+    """The series selector: every modelfleet deployment, narrowed by the operator's extra matchers
+    (MODELFLEET_PROMETHEUS_SELECTOR, e.g. `job="vllm",cluster="prod"` on a shared Thanos or Mimir,
+    or `job="..."` to count one of two scrapes of the same pods)."""
+    base = f'{DEPLOYMENT_LABEL}!=""'
+    return f"{base},{extra}" if extra else base
+
+
 def build_query(selector: str = f'{DEPLOYMENT_LABEL}!=""') -> str:
     """The one PromQL expression per cycle: every signal of every deployment, tagged by ``signal``."""
     by = f"{NS_LABEL}, {DEPLOYMENT_LABEL}"

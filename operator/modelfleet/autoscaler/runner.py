@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from modelfleet import api
 from modelfleet.autoscaler.loop import Target, run_cycle
-from modelfleet.autoscaler.metrics import MetricsSource, PrometheusSource, ScrapeSource
+from modelfleet.autoscaler.metrics import MetricsSource, PrometheusSource, ScrapeSource, scoped_selector
 from modelfleet.kube import Kube, KubeError
 from modelfleet.registry import Registry, View
 from modelfleet.status import classify_pod, create_failure, missing_pods
@@ -58,12 +58,13 @@ def target_for(view: View, now: float) -> Target | None:
     if not llm.spec.autoscaling.enabled or view.deployment is None:
         return None
     dep_spec, dep_status = view.deployment.get("spec") or {}, view.deployment.get("status") or {}
-    states = [(pod, classify_pod(pod)) for pod in view.pods]
+    # Only pods our own ReplicaSets made: a look-alike pod with the label must not feed the decision.
+    states = [(pod, classify_pod(pod)) for pod in view.owned_pods()]
     starting = [_parse_time(p["metadata"].get("creationTimestamp")) for p, s in states if s == "starting"]
     # Pods the ReplicaSet cannot create (quota, PodSecurity...) never get a creation time: they age
     # from when creating started to fail, like unready pods, and block scale-ups like unschedulable ones.
     failure = create_failure(view.deployment)
-    not_created = missing_pods(view.deployment, view.pods) if failure else 0
+    not_created = missing_pods(view.deployment, view.owned_pods()) if failure else 0
     if not_created and failure is not None:
         starting.append(_parse_time(failure.since))
     ages = [now - t for t in starting if t is not None]
@@ -173,7 +174,8 @@ def make_source(runtime: Runtime) -> MetricsSource:
     """Prometheus when a URL is set and the mode says so; else scraping pods directly."""
     settings = runtime.settings
     if settings.metrics_mode == "prometheus" and settings.prometheus_url:
-        return PrometheusSource(settings.prometheus_url, timeout=settings.metrics_timeout_seconds, retries=1)
+        return PrometheusSource(settings.prometheus_url, timeout=settings.metrics_timeout_seconds, retries=1,
+                                selector=scoped_selector(settings.prometheus_selector))
     if settings.metrics_mode == "prometheus":
         log.warning("metrics mode is prometheus but no MODELFLEET_PROMETHEUS_URL is set: scraping pods directly")
     return ScrapeSource(timeout=settings.metrics_timeout_seconds)

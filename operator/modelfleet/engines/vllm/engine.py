@@ -8,9 +8,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from modelfleet.engines.base import EngineSpecError, MetricNames
+from modelfleet.engines.vllm import argcheck
 from modelfleet.engines.vllm import args as vllm_args
-from modelfleet.engines.vllm.owned import OWNED_ENV, owned_flags
-from modelfleet.engines.vllm.passthrough import arg_problems
+from modelfleet.engines.vllm.owned import OWNED_DESTS, OWNED_ENV, owned_flags
 from modelfleet.engines.vllm.table import FlagTable
 from modelfleet.engines.vllm.table import load as load_table
 from modelfleet.engines.vllm.versions import DEFAULT_VERSION, SUPPORTED_VERSIONS, image_for, version_of_image
@@ -114,7 +114,8 @@ class VLLMEngine:
         return vllm_args.env(spec)
 
     def problems(self, spec: LLMDeploymentSpec) -> list[EngineSpecError]:
-        """Spec values this release would refuse: quantization method, KV-cache dtype, engine.args."""
+        """Spec values this release's parser would refuse (quantization method, KV-cache dtype), and
+        engine.args items it would read differently from what the spec says (argcheck)."""
         found = []
         checks = (
             ("quantization", "quantization", str(spec.quantization), "none"),
@@ -125,7 +126,9 @@ class VLLMEngine:
             if value != neutral and allowed and value not in allowed:
                 detail = f"this release does not accept it (it accepts: {', '.join(allowed)})"
                 found.append(EngineSpecError(field_path, value, self.version, detail))
-        return found + arg_problems(self.table, spec.engine.args)
+        for problem in argcheck.check(spec.engine.args, self.table, OWNED_DESTS):
+            found.append(EngineSpecError(problem.field, problem.flag, self.version, problem.detail))
+        return found
 
 
 def engine_for(engine_spec: EngineSpec) -> VLLMEngine:

@@ -6,6 +6,7 @@ An option is owned through its argparse destination, so every spelling a release
 
 from __future__ import annotations
 
+from modelfleet.engines.vllm import env
 from modelfleet.engines.vllm.table import FlagTable
 from modelfleet.engines.vllm.table import load as load_table
 from modelfleet.engines.vllm.versions import SUPPORTED_VERSIONS
@@ -27,12 +28,9 @@ OWNED_DESTS: dict[str, str] = {
     "api_key": "apiKeySecretRef",
 }
 
-# Environment variables the operator sets -> the spec field (or purpose) that owns them.
-OWNED_ENV: dict[str, str] = {
-    "HF_TOKEN": "model.tokenSecretRef",
-    "VLLM_API_KEY": "apiKeySecretRef",
-    "HF_HOME": "the model cache volume the operator mounts",
-}
+# Environment variables the operator owns -> the spec field (or purpose) that owns them: the one
+# list lives in env.py (with the families refused by prefix, HF_HUB_*, AWS_*, ...).
+OWNED_ENV = env.OWNED_ENV
 
 
 def owned_flags(table: FlagTable) -> dict[str, str]:
