@@ -122,7 +122,8 @@ class SpecDriver:
 
 
 def replicas_of(pc: PrivateCluster, ns: str, names: list[str]) -> tuple[int, ...]:
-    return tuple(int(pc.apps.read_namespaced_deployment(n, ns).spec.replicas) for n in names)
+    # A read timeout: a Watch thread parked on a dead connection would stop sampling without a word.
+    return tuple(int(pc.apps.read_namespaced_deployment(n, ns, _request_timeout=10).spec.replicas) for n in names)
 
 
 def decreases(values: list[tuple[float, tuple[int, ...]]]) -> list[tuple[float, tuple[int, ...], tuple[int, ...]]]:
@@ -199,7 +200,8 @@ def test_operator_sigkilled_20_times_during_rollout_spec_changes_and_scaling(fc:
                  message=f"the autoscaled ones back to 1 after the window; log:\n{op.log_tail()}")
         requests_ok = sum(ld.ok for ld in loads)
     downs = decreases(auto_watch.values)
-    assert downs, auto_watch.values
+    assert downs, (f"no scale-down seen in {len(auto_watch.values)} samples (last: {auto_watch.values[-3:]}); "
+                   f"read errors: {auto_watch.errors[-5:]}")
     first_down = downs[0][0]
     assert first_down >= earliest, (
         f"scale-down {first_down - t_stop:.1f} s after the load stopped; the {WINDOW} s window forbids it before "
