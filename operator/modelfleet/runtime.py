@@ -90,7 +90,7 @@ class Runtime:
         if self.settings.metrics_mode != "off":
             from modelfleet.autoscaler.runner import Autoscaler
 
-            autoscaler = Autoscaler(self)
+            autoscaler = Autoscaler(self, lock=sync.turn)
             interval = self.settings.autoscale_interval_seconds
             self._tasks.append(loop.create_task(supervised("autoscaler", interval, autoscaler.cycle)))
 

@@ -83,6 +83,20 @@ def _locked(namespace: str, name: str, wait: float) -> Iterator[None]:
         lock.release()
 
 
+@contextmanager
+def turn(namespace: str, name: str, wait: float) -> Iterator[None]:
+    """The object's reconcile lock for a writer beside the reconciler (the autoscaler's status write): taken
+    when it frees up within `wait`, else the write goes ahead without it (its resourceVersion still guards it)."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault((namespace, name), threading.Lock())
+    held = lock.acquire(timeout=wait)
+    try:
+        yield
+    finally:
+        if held:
+            lock.release()
+
+
 def forget(namespace: str, name: str) -> None:
     """A deleted LLMDeployment: drop its lock and its metric series (its registry entries go with the event)."""
     with _LOCKS_GUARD:
