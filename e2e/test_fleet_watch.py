@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from helpers import Cluster, wait_for
-from operator_fixture import OperatorProcess
+from operator_fixture import OperatorProcess, start_operator
 from test_operator import apply_and_wait_ready
 
 pytestmark = pytest.mark.cluster
@@ -59,3 +59,24 @@ def test_unlabelled_pods_never_reach_the_operator(
     # Each unrelated pod alone would bring >= 3 events (create, bind, running); 12 of them at least 36.
     assert got < 3 * FOREIGN_PODS, f"{got:.0f} pod events received for one model pod"
     print(f"pod objects received by the operator: {got:.0f} (unrelated pods created: {FOREIGN_PODS})")
+
+
+def test_a_restarted_operator_writes_nothing_for_unchanged_objects(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    """A second operator (its own Lease, only this namespace) starts over a Ready object: its watches LIST
+    the children, kopf resumes the object, a resync round runs, and not one child or status write is sent."""
+    apply_and_wait_ready(cluster, operator, namespace, "steady", 1)
+    fresh = start_operator(cluster.kubeconfig, cluster.state_dir / "logs" / f"operator-{namespace}.log",
+                           namespaces=namespace, resync_seconds="2", metrics_mode="off", log_level="info")
+    try:
+        wait_for(lambda: fresh.metric("modelfleet_resync_rounds_total") >= 2, timeout=60,
+                 message=f"two resync rounds of the second operator; log:\n{fresh.log_tail()}")
+        unchanged = fresh.metric("modelfleet_reconciles_total", outcome="unchanged")
+        assert unchanged >= 2, f"{unchanged:.0f} unchanged reconciles; log:\n{fresh.log_tail()}"
+        # Its own Lease is the one write it must make (leader election), not a write about the object.
+        writes = fresh.kube_writes() - fresh.metric("modelfleet_kube_requests_total", verb="create", resource="Lease")
+        assert writes == 0, f"the second operator sent {writes:.0f} writes for an unchanged object:\n{fresh.log_tail()}"
+    finally:
+        fresh.proc.terminate()
+        fresh.proc.wait(timeout=20)

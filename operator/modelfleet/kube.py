@@ -266,7 +266,11 @@ class Kube:
             raise
         doc = json.loads(resp.data)
         meta = doc.get("metadata") or {}
-        return Page(list(doc.get("items") or []), str(meta.get("resourceVersion", "")), str(meta.get("continue") or ""))
+        items = list(doc.get("items") or [])
+        for item in items:  # a LIST's items carry no kind: without it every child would look drifted
+            item.setdefault("apiVersion", doc.get("apiVersion"))
+            item.setdefault("kind", kind)
+        return Page(items, str(meta.get("resourceVersion", "")), str(meta.get("continue") or ""))
 
     def list_all(self, kind: str, namespace: str | None, selector: str) -> tuple[list[dict[str, Any]], str]:
         """Every object of a paginated LIST, and the resourceVersion to start a watch from."""
