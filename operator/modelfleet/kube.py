@@ -25,7 +25,10 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client import Histogram
 
 from modelfleet import api
-from modelfleet.paging import Expired, Page, collect
+from modelfleet.kubeerror import KubeError as KubeError
+from modelfleet.kubeerror import from_api_exception as _wrap
+from modelfleet.kubeerror import unreachable as _unreachable
+from modelfleet.paging import Expired, Page, collect, lines
 from modelfleet.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -39,77 +42,8 @@ REQUEST_SECONDS = Histogram(
 )
 
 
-class KubeError(Exception):
-    """An API call failed; `retryable` says whether trying again later can help."""
-
-    def __init__(
-        self,
-        message: str,
-        status: int | None,
-        retryable: bool,
-        api_message: str = "",
-        fields: tuple[str, ...] = (),
-        causes: tuple[str, ...] = (),
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retryable = retryable
-        self.api_message = api_message or message  # the API server's own words (Status.message)
-        self.fields = fields  # the fields it named (Status.details.causes[].field)
-        self.causes = causes  # the reasons it gave (Status.details.causes[].reason)
-
-    @property
-    def namespace_terminating(self) -> bool:
-        """Refused because the namespace is being deleted: the object is going with it, nothing to report."""
-        return "NamespaceTerminating" in self.causes
-
-    @property
-    def refused(self) -> bool:
-        """The API server (or an admission plugin) refused the object itself: retrying the same cannot help."""
-        return self.status in (400, 403, 422)
-
-
-def _wrap(exc: ApiException, what: str) -> KubeError:
-    status = int(exc.status or 0)
-    reason = exc.reason or ""
-    raw = exc.body if isinstance(exc.body, str) else (exc.body or b"").decode("utf-8", "replace")
-    api_message = ""
-    fields: tuple[str, ...] = ()
-    cause_reasons: tuple[str, ...] = ()
-    try:
-        doc = json.loads(raw)
-        api_message = str(doc.get("message") or "")
-        causes = (doc.get("details") or {}).get("causes") or []
-        fields = tuple(str(c["field"]) for c in causes if c.get("field"))
-        cause_reasons = tuple(str(c["reason"]) for c in causes if c.get("reason"))
-    except (ValueError, AttributeError):
-        pass
-    retryable = status in (0, 409, 429) or status >= 500
-    detail = api_message or raw[:500]
-    return KubeError(
-        f"{what}: {status} {reason} {detail}".strip(), status, retryable, api_message, fields, cause_reasons
-    )
-
-
-def _unreachable(exc: Exception, what: str) -> KubeError:
-    """A call that got no HTTP answer at all (timeout, refused, reset): retryable, status 0."""
-    return KubeError(f"{what}: no answer from the API server ({type(exc).__name__}: {exc})"[:600], 0, True)
-
-
 # urllib3's retry for a refused or reset connection: once, after a short jittered pause.
 _RETRY = urllib3.Retry(total=1, connect=1, read=0, status=0, backoff_factor=0.3, backoff_jitter=0.3, backoff_max=2)
-
-
-def _lines(resp: Any) -> Iterator[bytes]:
-    """The lines of a streaming HTTP answer (one JSON watch event per line)."""
-    pending = b""
-    for chunk in resp.stream(amt=None, decode_content=True):
-        pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            yield line
-    if pending:
-        yield pending
 
 
 def load_config() -> None:
@@ -300,7 +234,7 @@ class Kube:
             timeout=(connect, seconds + read),  # the server ends the watch after `seconds`; silence beyond is death
         )
         try:
-            for line in _lines(resp):
+            for line in lines(resp):
                 if line.strip():
                     yield json.loads(line)
         except (urllib3.exceptions.HTTPError, OSError) as exc:

@@ -3,11 +3,12 @@
 A LIST of a large collection in one answer is one huge allocation on both ends; pages of `limit`
 items keep memory flat. All pages of one LIST come from the same snapshot (the continue token
 pins the first page's resourceVersion); when the token expires (410 Gone) the whole LIST starts over.
+A watch answer is read the same way, line by line, never as one body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,3 +45,15 @@ def collect(fetch: Callable[[str], Page], attempts: int = 3) -> tuple[list[dict[
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def lines(resp: Any) -> Iterator[bytes]:
+    """The lines of a streaming HTTP answer (one JSON watch event per line)."""
+    pending = b""
+    for chunk in resp.stream(amt=None, decode_content=True):
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line
+    if pending:
+        yield pending
