@@ -52,13 +52,32 @@ def _owner(obj: dict[str, Any]) -> str | None:
     return str(owner) if owner else None
 
 
-def slim(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without metadata.managedFields, which nothing here reads and which is often the larger
-    part of a Deployment or pod; a shallow copy, so the caller's (kopf's) dict is left as it was."""
+#: Top-level fields kept per kind; the rest is never read here (a pod's spec, a ReplicaSet's pod template
+#: and status are most of their bytes). None: all. Deployments and Services keep their spec (drift check).
+_KEPT: dict[str, tuple[str, ...] | None] = {
+    POD: ("apiVersion", "kind", "metadata", "status"),
+    REPLICASET: ("apiVersion", "kind", "metadata"),
+}
+#: Metadata never read here: the server's field bookkeeping, and copies of a whole earlier spec.
+_DROPPED_META = ("managedFields",)
+_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", f"{api.GROUP}/last-handled-configuration")
+
+
+def slim(obj: dict[str, Any], kind: str = "") -> dict[str, Any]:
+    """The parts of an object the operator reads: no metadata.managedFields, no kubectl's or kopf's copy of an
+    earlier spec in the annotations, and for pods and ReplicaSets only what status and the autoscaler read.
+    A shallow copy: the caller's (kopf's) dict is left as it was."""
     meta = obj.get("metadata")
-    if not isinstance(meta, dict) or "managedFields" not in meta:
+    if not isinstance(meta, dict):
         return obj
-    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    keep = _KEPT.get(kind)
+    out = {k: v for k, v in obj.items() if keep is None or k in keep}
+    slim_meta = {k: v for k, v in meta.items() if k not in _DROPPED_META}
+    notes = meta.get("annotations")
+    if isinstance(notes, dict) and any(k in notes for k in _DROPPED_ANNOTATIONS):
+        slim_meta["annotations"] = {k: v for k, v in notes.items() if k not in _DROPPED_ANNOTATIONS}
+    out["metadata"] = slim_meta
+    return out
 
 
 def item_key(kind: str, obj: dict[str, Any]) -> ItemKey | None:
@@ -102,7 +121,7 @@ class Registry:
 
     def _observe(self, kind: str, event: Any) -> tuple[ItemKey | None, dict[str, Any] | None]:
         """Apply one watch event; returns (key, the object as it was before)."""
-        obj = slim(dict(event.get("object") or {}))
+        obj = slim(dict(event.get("object") or {}), kind)
         key = item_key(kind, obj)
         if key is None:
             return None, None
@@ -165,7 +184,7 @@ class Registry:
         for kind, obj in listed:
             key = item_key(kind, obj)
             if key is not None:
-                fresh[key] = slim(obj)
+                fresh[key] = slim(obj, kind)
         removed: list[Key] = []
         with self._lock:
             seq = self._next()

@@ -161,3 +161,24 @@ def test_cached_objects_drop_managed_fields_without_touching_the_callers_dict() 
     assert "managedFields" not in reg.list_pods("n", "a")[0]["metadata"]
     assert "managedFields" in body["metadata"], "the watch's own object must stay as it came"
     assert slim({"metadata": {"name": "x"}}) == {"metadata": {"name": "x"}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "kept"),
+    [
+        (POD, ["apiVersion", "kind", "metadata", "status"]),  # status and the autoscaler read no pod spec
+        (REPLICASET, ["apiVersion", "kind", "metadata"]),  # only its uid and owner link pods to a Deployment
+        (DEPLOYMENT, ["apiVersion", "kind", "metadata", "spec", "status"]),  # the drift check reads the spec
+        (SERVICE, ["apiVersion", "kind", "metadata", "spec", "status"]),
+    ],
+)
+def test_cached_objects_keep_only_what_is_read(kind: str, kept: list[str]) -> None:
+    body = {"apiVersion": "v1", "kind": "X", "spec": {"big": "x" * 100}, "status": {"phase": "Running"},
+            "metadata": {"name": "a", "namespace": "n", "labels": {"modelfleet.io/deployment": "a"},
+                         "annotations": {"modelfleet.io/last-handled-configuration": "{...}", "keep": "me"}}}
+    reg = Registry()
+    reg.observe(kind, ev("ADDED", body))
+    ((held,),) = [[obj for (k, _, _, _), (_, obj) in reg._items.items() if k == kind]]
+    assert sorted(held) == kept
+    assert held["metadata"]["annotations"] == {"keep": "me"}, "kopf's copy of the last spec is not needed here"
+    assert "spec" in body and "last-handled-configuration" in str(body), "the caller's dict must stay as it came"
