@@ -76,8 +76,11 @@ def on_spec(body: kopf.Body, retry: int, **_: Any) -> None:
 
 
 @kopf.on.event(*LLM)
-def track(event: kopf.RawEvent, **_: Any) -> None:
-    """Keep the in-memory view the autoscaler reads (no API calls); a deletion prunes what we keep for it."""
+async def track(event: kopf.RawEvent, **_: Any) -> None:
+    """Keep the in-memory view the autoscaler reads (no API calls); a deletion prunes what we keep for it.
+
+    On the event loop, not in kopf's executor: it only files a dict, and a rollout brings thousands of
+    these events, each of which would otherwise wait for a worker thread shared with the reconciles."""
     if RUNTIME.registry.observe_llm(event):
         meta = event["object"]["metadata"]
         sync.forget(meta["namespace"], meta["name"])
