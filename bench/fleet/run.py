@@ -213,6 +213,8 @@ def measure(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
             "conflicts": int(op.metric("modelfleet_reconcile_conflicts_total")),
             "reconcile_errors": int(op.metric("modelfleet_reconciles_total", outcome="error")),
             "reconciles": int(op.metric("modelfleet_reconciles_total")),
+            # Summed over every waiting call (they wait side by side): how much the QPS/burst bucket held back.
+            "rate_limit_wait_seconds": round(op.metric("modelfleet_kube_throttled_seconds_total"), 1),
             "watch_objects_received": {k: int(op.metric("modelfleet_watch_objects_received_total", kind=k))
                                        for k in ("deployment", "service", "pod")},
             "watch_unlabelled_objects": int(op.metric("modelfleet_watch_unlabelled_objects_total")),
