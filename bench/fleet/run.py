@@ -39,7 +39,8 @@ RESYNC = 30  # two no-op resync rounds fall into the idle minute
 NAMESPACE = "fleet"
 CLUSTER_NODES = 4  # made by `e2e/cluster up`; the rest in bulk by build.create_nodes
 # kwok starts ~10-20 pods/s on a loaded 2-core machine: 10,000 would take ~10 min. They exist from their
-# create on (all the operator must not receive), so the bench waits this long for them to run, then goes on.
+# create on (all the operator must not receive), so by default the bench waits this long for them to run,
+# then goes on; kwok then starts the model pods only after the foreign ones still queued (--foreign-wait).
 FOREIGN_WAIT = 120
 WRITE_VERBS = ("apply", "patch", "create", "update", "delete")
 READ_VERBS = ("get", "list", "watch")
@@ -141,11 +142,11 @@ def measure(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     if args.foreign_pods:
         build.create_foreign_pods(api, args.foreign_pods, args.nodes)
         try:
-            wait_for(lambda: build.foreign_not_running(api) == 0, timeout=FOREIGN_WAIT, interval=5,
+            wait_for(lambda: build.foreign_not_running(api) == 0, timeout=args.foreign_wait, interval=5,
                      message="kwok runs every foreign pod")
         except AssertionError:  # they exist all the same (what the operator must not receive); say so
             foreign_pending = build.foreign_not_running(api)
-            print(f"  kwok has not run every foreign pod within {FOREIGN_WAIT} s ({foreign_pending}+ pending); "
+            print(f"  kwok has not run every foreign pod within {args.foreign_wait} s ({foreign_pending}+ pending); "
                   "going on (kwok goes on starting them during the rollout)", file=sys.stderr)
     op = start_operator(env["KUBECONFIG"], STATE / "logs" / "operator-bench.log", resync_seconds=str(RESYNC),
                         metrics_mode="off", log_level="warning")
@@ -197,6 +198,7 @@ def measure(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
             "count": args.count,
             "foreign_pods": args.foreign_pods,
             "foreign_pods_pending_at_start": foreign_pending,  # at most one page (500) is counted
+            "foreign_wait_seconds": args.foreign_wait,
             "create_seconds": round(applied, 1),
             "ready_seconds": round(total, 1),
             "ready_p50_seconds": round(statistics.median(lat), 1),
@@ -264,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="KWOK GPU nodes, 8 GPUs each (default: enough for --count, at least 4)")
     parser.add_argument("--foreign-pods", type=int, default=0,
                         help="unrelated pods (no modelfleet label) in 10 other namespaces (default 0)")
+    parser.add_argument("--foreign-wait", type=int, default=FOREIGN_WAIT,
+                        help=f"seconds to wait for kwok to run the foreign pods before the first apply (default "
+                             f"{FOREIGN_WAIT}); model pods queue behind the ones still waiting")
     parser.add_argument("--idle-seconds", type=int, default=60, help="length of the idle window (default 60)")
     parser.add_argument("--ready-timeout", type=int, default=600,
                         help="seconds to wait for all Ready before printing partial figures (default 600)")
