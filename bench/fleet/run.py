@@ -209,6 +209,8 @@ def measure(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
             "idle_seconds": round(idle_span, 1),
             "idle_requests_by_verb": idle_ops,
             "idle_writes": sum(idle_ops.get(v, 0) for v in WRITE_VERBS),
+            "idle_writes_by_resource": {f"{verb} {res}": int(n) for (verb, res), n in sorted(idle.items())
+                                        if verb in WRITE_VERBS and res != "Lease"},
             "idle_reads_per_second": round(sum(idle_ops.get(v, 0) for v in READ_VERBS) / idle_span, 3),
             "idle_noop_reconciles": int(op.metric("modelfleet_reconciles_total", outcome="unchanged") - noop_before),
             "idle_lease_requests_by_verb": idle_lease,
