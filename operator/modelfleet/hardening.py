@@ -31,14 +31,14 @@ DEFAULT_CACHE_GIB = 160
 CHECKPOINT_FACTOR = {api.Quantization.FP8: 2.0, api.Quantization.BITSANDBYTES: 4.0}
 
 
-def cache_size_limit(spec: api.LLMDeploymentSpec, weights_bytes: int | None) -> str:
+def cache_size_limit(spec: api.LLMDeploymentSpec, weights_bytes: int | None, shared_cache: bool = False) -> str:
     """sizeLimit of the cache emptyDir: the checkpoint (when downloaded into it) plus headroom."""
-    if spec.model.uri.startswith("hf://"):
+    if spec.model.uri.startswith("hf://") and not shared_cache:
         if weights_bytes is None:
             return f"{DEFAULT_CACHE_GIB}Gi"
         checkpoint = weights_bytes * CHECKPOINT_FACTOR.get(api.Quantization(spec.quantization), 1.0)
         return f"{math.ceil(checkpoint / GIB * CACHE_OVERHEAD + CACHE_HEADROOM_GIB)}Gi"
-    # pvc://, file://: read in place; s3://, gs://: streamed to the GPUs by the Run:ai streamer.
+    # pvc://, file:// and the shared cache: read in place; s3://, gs://: streamed by the Run:ai streamer.
     return f"{CACHE_HEADROOM_GIB}Gi"
 
 

@@ -24,11 +24,13 @@ PRESTOP_SLEEP_SECONDS = 10
 @dataclass(frozen=True)
 class RenderChoices:
     """What the reconciler decided beyond the spec: replica count, the chosen context length, and
-    the planner's weight size (None when the model is unknown), which sizes the cache volume."""
+    the planner's weight size (None when the model is unknown), which sizes the cache volume, and
+    the shared model cache's claim when the model comes from one."""
 
     replicas: int
     max_model_len: int | None = None
     weights_bytes: int | None = None
+    cache_claim: str | None = None  # the shared model cache's PVC, mounted read-only (cache.py)
 
 
 def endpoint(llm: api.LLMDeployment) -> str:
@@ -65,7 +67,7 @@ def _resources(spec: api.LLMDeploymentSpec) -> dict[str, Any]:
 
 def _volumes(llm: api.LLMDeployment, choices: RenderChoices) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     spec = llm.spec
-    cache_limit = hardening.cache_size_limit(spec, choices.weights_bytes)
+    cache_limit = hardening.cache_size_limit(spec, choices.weights_bytes, choices.cache_claim is not None)
     volumes: list[dict[str, Any]] = [
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.engine.shm_size}},
         {"name": "cache", "emptyDir": {"sizeLimit": cache_limit}},
@@ -79,6 +81,10 @@ def _volumes(llm: api.LLMDeployment, choices: RenderChoices) -> tuple[list[dict[
         claim = rest.split("/", 1)[0]
         volumes.append({"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
         mounts.append({"name": "model", "mountPath": f"{MODELS_MOUNT}/{claim}", "readOnly": True})
+    if choices.cache_claim is not None:
+        source = {"claimName": choices.cache_claim, "readOnly": True}
+        volumes.append({"name": "model-cache", "persistentVolumeClaim": source})
+        mounts.append({"name": "model-cache", "mountPath": engine(llm).cache_mount, "readOnly": True})
     extra_volumes, extra_mounts = hardening.credentials_volume(spec)
     return volumes + extra_volumes, mounts + extra_mounts
 
@@ -92,7 +98,8 @@ def _container(llm: api.LLMDeployment, choices: RenderChoices, mounts: list[dict
         "command": list(server.command),
         "args": server.args(spec, llm.served_name, choices.max_model_len, MODELS_MOUNT),
         # The engine's variables, then every runtime cache into the cache volume and the storage credentials.
-        "env": [*server.env(spec), *hardening.cache_env(), *hardening.credentials_env(spec)],
+        "env": [*server.env(spec), *hardening.cache_env(), *hardening.credentials_env(spec),
+                *(server.cache_env() if choices.cache_claim else [])],
         "ports": [{"name": "http", "containerPort": server.port, "protocol": "TCP"}],
         "resources": _resources(spec),
         "volumeMounts": mounts,
