@@ -156,7 +156,8 @@ def test_namespaced_mode_roles_per_namespace() -> None:
                 if not b["metadata"]["name"].endswith(LEASE_ROLE)}
     assert set(roles) == bindings == {"team-a", "team-b"}, (set(roles), bindings)
     cluster = {r for rule in rules_of(one(objs, "ClusterRole")) for r in rule["resources"]}
-    assert cluster == {"customresourcedefinitions", "namespaces"}, f"namespaced mode ClusterRole: {cluster}"
+    # storageclasses: get only, so that a model cache naming a missing class is reported with the API's message.
+    assert cluster == {"customresourcedefinitions", "namespaces", "storageclasses"}, f"namespaced mode: {cluster}"
     container = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["MODELFLEET_NAMESPACES"] == "team-a,team-b", env
