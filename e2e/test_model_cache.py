@@ -140,8 +140,8 @@ def test_pending_downloading_ready_then_replicas_mount_it_read_only(
     ready = wait_for(lambda: (o := get(cluster, ns, "qwen"))["status"].get("phase") == "Ready" and o, timeout=60,
                      message="llm/qwen Ready")
     t_ready = time.monotonic() - t0
-    print(f"\nCACHE flow: first seen Pending {seen.get('Pending', -1):.1f} s, Downloading {seen.get('Downloading', -1):.1f}"
-          f" s, Ready {seen['Ready']:.1f} s; Deployment {t_dep:.1f} s; LLMDeployment Ready {t_ready:.1f} s after apply")
+    print(f"\nCACHE flow: first seen Pending {seen.get('Pending', -1):.1f} s, "
+          f"Downloading {seen.get('Downloading', -1):.1f} s, Ready {seen['Ready']:.1f} s; Deployment {t_dep:.1f} s; LLMDeployment Ready {t_ready:.1f} s after apply")
 
     assert {"Pending", "Downloading", "Ready"} <= set(seen), seen
     assert seen["Pending"] < seen["Downloading"] < seen["Ready"], seen
