@@ -141,8 +141,8 @@ def test_pending_downloading_ready_then_replicas_mount_it_read_only(
                      message="llm/qwen Ready")
     t_ready = time.monotonic() - t0
     print(f"\nCACHE flow: first seen Pending {seen.get('Pending', -1):.1f} s, "
-          f"Downloading {seen.get('Downloading', -1):.1f} s, Ready {seen['Ready']:.1f} s; Deployment {t_dep:.1f} s; LLMDeployment Ready {t_ready:.1f} s after apply")
-
+          f"Downloading {seen.get('Downloading', -1):.1f} s, Ready {seen['Ready']:.1f} s; "
+          f"Deployment {t_dep:.1f} s; LLMDeployment Ready {t_ready:.1f} s after apply")
     assert {"Pending", "Downloading", "Ready"} <= set(seen), seen
     assert seen["Pending"] < seen["Downloading"] < seen["Ready"], seen
     # KWOK's stage holds the download pod Running for DOWNLOAD_SECONDS: the phase lasts about that long.
