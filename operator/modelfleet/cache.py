@@ -126,9 +126,7 @@ def key_of(llm: api.LLMDeployment, defaults: CacheDefaults) -> str | None:
 
 def checkpoint_bytes(spec: api.LLMDeploymentSpec, weights_bytes: int | None) -> int | None:
     """What the download brings: the planner's weight size, times the checkpoint factor of online quantization."""
-    if weights_bytes is None:
-        return None
-    return int(weights_bytes * hardening.CHECKPOINT_FACTOR.get(api.Quantization(spec.quantization), 1.0))
+    return hardening.checkpoint_bytes(spec, weights_bytes)
 
 
 def default_size(checkpoint: int | None, headroom_percent: int) -> str:

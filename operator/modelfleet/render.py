@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet import api, engines, hardening
+from modelfleet import api, engines, hardening, startup
 
 CONFIG_HASH_ANNOTATION = f"{api.GROUP}/config-hash"
 MODELS_MOUNT = "/models"
@@ -46,6 +46,12 @@ def engine(llm: api.LLMDeployment) -> engines.Engine:
 def vllm_args(llm: api.LLMDeployment, choices: RenderChoices) -> list[str]:
     """The full server argument list (secrets never appear here: they come through env)."""
     return engine(llm).args(llm.spec, llm.served_name, choices.max_model_len, MODELS_MOUNT)
+
+
+def startup_seconds(llm: api.LLMDeployment, choices: RenderChoices) -> int:
+    """The startup probe's budget: the spec's, else from the checkpoint size (startup.py)."""
+    checkpoint = hardening.checkpoint_bytes(llm.spec, choices.weights_bytes)
+    return startup.budget_seconds(llm.spec, checkpoint, choices.cache_claim is not None)
 
 
 def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -105,7 +111,7 @@ def _container(llm: api.LLMDeployment, choices: RenderChoices, mounts: list[dict
         "volumeMounts": mounts,
         # Loading weights (disk -> RAM -> GPU -> warm-up) can take many minutes: the startup
         # probe holds liveness off until /health answers, up to startupTimeoutSeconds.
-        "startupProbe": _probe(server.health_path, 10, max(1, math.ceil(spec.engine.startup_timeout_seconds / 10))),
+        "startupProbe": _probe(server.health_path, 10, max(1, math.ceil(startup_seconds(llm, choices) / 10))),
         "readinessProbe": _probe(server.health_path, 5, 3),
         "livenessProbe": _probe(server.health_path, 10, 6),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
@@ -155,7 +161,7 @@ def _metadata(llm: api.LLMDeployment) -> dict[str, Any]:
 def deployment(llm: api.LLMDeployment, choices: RenderChoices) -> dict[str, Any]:
     """The vLLM Deployment."""
     labels = api.labels(llm.name)
-    startup = llm.spec.engine.startup_timeout_seconds
+    startup = startup_seconds(llm, choices)
     body: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
