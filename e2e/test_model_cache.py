@@ -172,6 +172,7 @@ def test_pending_downloading_ready_then_replicas_mount_it_read_only(
     assert env["HF_HUB_OFFLINE"] == "1" and env["HF_HUB_CACHE"].startswith(mount.mount_path), env
     pods = cluster.core.list_namespaced_pod(ns, label_selector="modelfleet.io/deployment=qwen").items
     assert len(pods) == 1 and pods[0].status.phase == "Running"
+    assert ready["status"]["replicaPhases"]["serving"] == 1, ready["status"]
 
     said = reasons(cluster, ns, "qwen")
     assert {"CreatedCache", "CreatedDownloadJob", "DownloadStarted", "CacheReady", "CreatedDeployment"} <= set(said)

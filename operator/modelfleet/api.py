@@ -593,6 +593,11 @@ class LLMDeploymentStatus(_Model):
     replicas: int | None = None
     ready_replicas: int | None = None
     desired_replicas: int | None = None
+    replica_phases: dict[str, int] | None = Field(
+        default=None,
+        description="Replicas by start-up phase: serving, loading (weights local), downloadingOrLoading (the pod "
+        "fetches hf:// itself), pending.",
+    )
     endpoint: str | None = None
     selector: str | None = None
     capacity: Capacity | None = None

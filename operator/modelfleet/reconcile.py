@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelfleet import api, cache, cachesync, drift, engines, render, status
+from modelfleet import api, cache, cachesync, drift, engines, render, startup, status
 from modelfleet.fitcheck import FitOutcome, check_fit
 from modelfleet.kube import Kube, KubeError
 
@@ -205,6 +205,7 @@ def reconcile(
         fit=fit.verdict,
         observed=observed,
         cache=cache_state,
+        downloads_in_pod=startup.downloads_in_pod(llm.spec, cache_state is not None),
     )
     previous: dict[str, Any] = body.get("status") or {}
     prev_conditions = previous.get("conditions") or []

@@ -73,6 +73,26 @@ def classify_pod(pod: dict[str, Any]) -> PodState:
     return "starting"
 
 
+def replica_phases(pods: list[dict[str, Any]], ready: int, downloads_in_pod: bool) -> dict[str, int]:
+    """Replicas by start-up phase: serving (ready), loading (running, weights already local: the shared cache,
+    a PVC, object storage streamed), downloadingOrLoading (running, fetching hf:// itself: from outside the
+    pod the download and the load cannot be told apart), pending (not running yet). No pods listed (all
+    ready): `ready` serving."""
+    phases = {"serving": 0, "loading": 0, "downloadingOrLoading": 0, "pending": 0}
+    if not pods:
+        phases["serving"] = ready
+        return phases
+    for pod in pods:
+        state = classify_pod(pod)
+        if state == "ready":
+            phases["serving"] += 1
+        elif state == "starting" and (pod.get("status") or {}).get("phase") == "Running":
+            phases["downloadingOrLoading" if downloads_in_pod else "loading"] += 1
+        elif state != "gone":
+            phases["pending"] += 1
+    return phases
+
+
 @dataclass(frozen=True)
 class CreateFailure:
     """The ReplicaSet cannot create pods (quota, PodSecurity, a missing ServiceAccount...), in the API's words."""
@@ -246,6 +266,7 @@ def compute(
     fit: FitVerdict,
     observed: Observed,
     cache: CacheState | None = None,
+    downloads_in_pod: bool = False,
 ) -> dict[str, Any]:
     """The status fields the reconciler owns, with its four conditions (five with a model cache)."""
     dep = observed.deployment
@@ -330,6 +351,7 @@ def compute(
         "replicas": replicas,
         "readyReplicas": ready,
         "desiredReplicas": desired,
+        "replicaPhases": replica_phases(observed.pods, ready, downloads_in_pod),
         "endpoint": endpoint,
         "selector": selector,
     }

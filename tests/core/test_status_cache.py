@@ -118,3 +118,26 @@ def test_cache_events(before: tuple[str, str] | None, after: tuple[str, str], ex
     prev = [] if before is None else [{"type": "CacheReady", "status": before[0], "reason": before[1]}]
     new = [{"type": "CacheReady", "status": after[0], "reason": after[1], "message": "m"}]
     assert [(e.type, e.reason) for e in status.transition_events(prev, new)] == expected
+
+
+def replica(phase: str, ready: bool = False, unschedulable: bool = False) -> dict[str, Any]:
+    conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
+    if unschedulable:
+        conditions.append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable"})
+    return {"metadata": {"name": "p"}, "status": {"phase": phase, "conditions": conditions}}
+
+
+@pytest.mark.parametrize(
+    ("pods", "ready", "downloads", "expected"),
+    [
+        ([], 3, False, {"serving": 3, "loading": 0, "downloadingOrLoading": 0, "pending": 0}),
+        ([replica("Running", ready=True), replica("Running"), replica("Pending", unschedulable=True)], 1, False,
+         {"serving": 1, "loading": 1, "downloadingOrLoading": 0, "pending": 1}),
+        ([replica("Running", ready=True), replica("Running"), replica("Pending")], 1, True,
+         {"serving": 1, "loading": 0, "downloadingOrLoading": 1, "pending": 1}),
+        ([replica("Succeeded"), replica("Running")], 0, False,
+         {"serving": 0, "loading": 1, "downloadingOrLoading": 0, "pending": 0}),
+    ],
+)
+def test_replica_phases(pods: list[dict[str, Any]], ready: int, downloads: bool, expected: dict[str, int]) -> None:
+    assert status.replica_phases(pods, ready, downloads) == expected
