@@ -6,6 +6,8 @@ that kube.py makes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from modelfleet import api, cache, status
 from modelfleet.kube import Kube
 
@@ -39,27 +41,29 @@ def sync(
     if planned.storage_class_name and not bound:
         problem = kube.storage_class_problem(planned.storage_class_name)
     if pvc is None and problem is None:
-        pvc = kube.create(cache.pvc(planned))
-        if pvc is None:  # another user's reconcile was first
-            pvc = kube.get_cache(ns, name)[0]
-        else:
-            applied.append("PersistentVolumeClaim")
-            events.append(status.EventSpec("Normal", "CreatedCache", (
-                f"Created PVC {name} ({planned.size}, {planned.access_mode}, storage class "
-                f"{planned.storage_class_name or 'cluster default'}) for {planned.uri}@{planned.revision}")))
+        pvc = _create(kube, cache.pvc(planned), applied, events, "CreatedCache", (
+            f"Created PVC {name} ({planned.size}, {planned.access_mode}, storage class "
+            f"{planned.storage_class_name or 'cluster default'}) for {planned.uri}@{planned.revision}"))
     elif pvc is not None:
         reclaim = (pvc["metadata"].get("annotations") or {}).get(cache.RECLAIM_ANNOTATION)
         if reclaim != planned.reclaim:
             kube.annotate_claim(ns, name, {cache.RECLAIM_ANNOTATION: planned.reclaim})
     if job is None and pvc is not None:
-        job = kube.create(cache.job(planned))
-        if job is None:
-            job = kube.get_cache(ns, name)[1]
-        else:
-            applied.append("Job")
-            events.append(status.EventSpec("Normal", "CreatedDownloadJob", (
-                f"Created Job {name}: downloads {planned.repo}@{planned.revision} into PVC {name} "
-                f"with {planned.image}")))
+        job = _create(kube, cache.job(planned), applied, events, "CreatedDownloadJob", (
+            f"Created Job {name}: downloads {planned.repo}@{planned.revision} into PVC {name} with {planned.image}"))
     pods = kube.list_cache_pods(ns, f"{cache.CACHE_LABEL}={planned.key}") if job is not None else []
     observed = status.CacheObserved(name, pvc, job, pods, planned.expected_bytes, problem)
     return observed, status.cache_state(observed)
+
+
+def _create(
+    kube: Kube, obj: dict[str, Any], applied: list[str], events: list[status.EventSpec], reason: str, message: str
+) -> dict[str, Any] | None:
+    """Create a PVC or Job and say so; when another user's reconcile was first, the existing one."""
+    created = kube.create(obj)
+    if created is None:
+        pvc, job = kube.get_cache(obj["metadata"]["namespace"], obj["metadata"]["name"])
+        return job if obj["kind"] == "Job" else pvc
+    applied.append(obj["kind"])
+    events.append(status.EventSpec("Normal", reason, message))
+    return created
