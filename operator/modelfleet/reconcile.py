@@ -176,7 +176,9 @@ def reconcile(
         weights = fit.report.weights_bytes if fit.report else None
         planned = None
         if cache.enabled(llm.spec, defaults):
-            planned = cache.plan(llm, weights, defaults, cachesync.neighbours(kube, llm))
+            # Other users only matter to a reclaim: Delete (one Retain keeps the data); Retain lists nothing.
+            wants_delete = llm.spec.model.cache.reclaim == api.CacheReclaim.DELETE
+            planned = cache.plan(llm, weights, defaults, cachesync.neighbours(kube, llm) if wants_delete else [])
         if planned is not None:
             cache_obs, cache_state = cachesync.sync(kube, planned, result.applied, result.events)
         choices = render.RenderChoices(
