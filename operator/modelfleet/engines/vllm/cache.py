@@ -3,8 +3,9 @@
 The download runs in the same vllm/vllm-openai image as the server, with the `hf` CLI of the
 `huggingface_hub` it ships (2.4.0 in vLLM 0.32.0; the older `huggingface-cli` entry point is gone).
 That CLI already resumes an interrupted file from its `.incomplete` blob (HTTP Range) and retries
-408/429/5xx itself (5 tries, 1-8 s exponential back-off, honouring Retry-After and the RateLimit
-headers); the Job's backoffLimit adds pod-level retries on top, each resuming from the volume.
+HTTP 408/429 itself (huggingface_hub.utils._http: up to 5 retries, 1-8 s exponential back-off,
+honouring Retry-After and the RateLimit headers); the Job's backoffLimit adds pod-level retries on
+top, each resuming from the volume.
 
 Replicas run with HF_HUB_OFFLINE=1 and HF_HUB_CACHE on the read-only volume: vLLM then replaces
 the repo id by the snapshot path it finds there (vllm/engine/arg_utils.py, get_model_path) and
