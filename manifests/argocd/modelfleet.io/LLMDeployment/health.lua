@@ -7,8 +7,11 @@
 --   no status yet, or status for an older generation  -> Progressing
 --   Fits=False (the model cannot fit the GPUs)          -> Degraded, with its message
 --   Degraded=True                                       -> Degraded, with its message
+--   Progressing=True (a rollout or scale-up under way)  -> Progressing, with its message, even while
+--                                                          old replicas keep Ready=True (as Argo CD
+--                                                          rates a Deployment mid-rollout)
 --   Ready=True                                          -> Healthy
---   otherwise (rolling out, scaling, loading the model) -> Progressing
+--   otherwise (loading the model)                       -> Progressing
 local hs = {}
 
 local function find(conditions, ctype)
@@ -61,6 +64,13 @@ if degraded ~= nil and degraded.status == "True" then
   return hs
 end
 
+local progressing = find(status.conditions, "Progressing")
+if progressing ~= nil and progressing.status == "True" then
+  hs.status = "Progressing"
+  hs.message = message_of(progressing, "Rolling out")
+  return hs
+end
+
 local ready = find(status.conditions, "Ready")
 if ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
@@ -69,5 +79,5 @@ if ready ~= nil and ready.status == "True" then
 end
 
 hs.status = "Progressing"
-hs.message = message_of(find(status.conditions, "Progressing"), message_of(ready, "Waiting for replicas to become ready"))
+hs.message = message_of(progressing, message_of(ready, "Waiting for replicas to become ready"))
 return hs
