@@ -50,34 +50,23 @@ if generation ~= nil and status.observedGeneration ~= generation then
   return hs
 end
 
-local fits = find(status.conditions, "Fits")
-if fits ~= nil and fits.status == "False" then
-  hs.status = "Degraded"
-  hs.message = message_of(fits, "The model does not fit the GPUs of one replica")
-  return hs
-end
-
-local degraded = find(status.conditions, "Degraded")
-if degraded ~= nil and degraded.status == "True" then
-  hs.status = "Degraded"
-  hs.message = message_of(degraded, "Degraded")
-  return hs
-end
-
-local progressing = find(status.conditions, "Progressing")
-if progressing ~= nil and progressing.status == "True" then
-  hs.status = "Progressing"
-  hs.message = message_of(progressing, "Rolling out")
-  return hs
-end
-
-local ready = find(status.conditions, "Ready")
-if ready ~= nil and ready.status == "True" then
-  hs.status = "Healthy"
-  hs.message = message_of(ready, "Ready")
-  return hs
+-- The first rule whose condition has the given status decides, in this order.
+local rules = {
+  {"Fits", "False", "Degraded", "The model does not fit the GPUs of one replica"},
+  {"Degraded", "True", "Degraded", "Degraded"},
+  {"Progressing", "True", "Progressing", "Rolling out"},
+  {"Ready", "True", "Healthy", "Ready"},
+}
+for _, rule in ipairs(rules) do
+  local c = find(status.conditions, rule[1])
+  if c ~= nil and c.status == rule[2] then
+    hs.status = rule[3]
+    hs.message = message_of(c, rule[4])
+    return hs
+  end
 end
 
 hs.status = "Progressing"
-hs.message = message_of(progressing, message_of(ready, "Waiting for replicas to become ready"))
+hs.message = message_of(find(status.conditions, "Progressing"),
+  message_of(find(status.conditions, "Ready"), "Waiting for replicas to become ready"))
 return hs
