@@ -152,7 +152,8 @@ class AppWatch:
                     msgs = "; ".join(f"{r['kind']}/{r['name']}={(r.get('health') or {}).get('status')}"
                                      for r in (app.get("status") or {}).get("resources") or []
                                      if r.get("health"))
-                    wall = time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+                    now = time.time()
+                    wall = time.strftime("%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
                     self.transitions.append((round(time.monotonic() - self.t0, 2), wall, *state, msgs))
             self._stop.wait(self.interval)
 
