@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,6 +37,7 @@ APP_RESYNC_SECONDS = 10
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEALTH_PATCH = REPO_ROOT / "manifests" / "argocd" / "argocd-cm-patch.yaml"
 GITSERVER = Path(__file__).resolve().parent / "gitserver.py"
+CRD_FILES = ("application-crd.yaml", "appproject-crd.yaml")
 
 
 def bin_dir() -> Path:
@@ -54,6 +56,11 @@ def redis_binary() -> Path:
 def module_dir() -> Path:
     """Argo CD's source in the Go module cache (its CRDs live in manifests/crds)."""
     return config.gomodcache() / f"{MODULE}@{VERSION}"
+
+
+def crd_dir() -> Path:
+    """Argo CD's Application and AppProject CRDs, copied beside the binary (the Go caches may be deleted)."""
+    return bin_dir() / "crds"
 
 
 def ldflags() -> str:
@@ -77,6 +84,17 @@ def ensure_built() -> None:
                                 logfile=config.cache_root() / "logs" / "build-argocd.log")
         tmp.replace(target)
         build.log(f"built Argo CD in {secs:.0f}s")
+    if not crd_dir().exists():
+        if not module_dir().exists():
+            build.run_logged([build.go_binary(), "mod", "download", f"{MODULE}@{VERSION}"],
+                             cwd=config.tools_module_dir() / "argocd", env=build.go_env(),
+                             logfile=config.cache_root() / "logs" / "build-argocd-crds.log")
+        tmp = crd_dir().with_name("crds.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for name in CRD_FILES:
+            shutil.copyfile(module_dir() / "manifests" / "crds" / name, tmp / name)
+        tmp.replace(crd_dir())
     for role in ROLES:
         link = binary(role)
         if not link.is_symlink():
@@ -162,9 +180,7 @@ def kubectl(lay: Layout, *args: str, stdin: str | None = None) -> str:
 def install_objects(lay: Layout) -> None:
     """The argocd namespace, Argo CD's CRDs, its ConfigMaps/Secret, the default AppProject, and
     modelfleet's health check patched into argocd-cm exactly as docs/install.md tells users."""
-    crds = module_dir() / "manifests" / "crds"
-    kubectl(lay, "apply", "--server-side", "-f", str(crds / "application-crd.yaml"),
-            "-f", str(crds / "appproject-crd.yaml"))
+    kubectl(lay, "apply", "--server-side", *(a for name in CRD_FILES for a in ("-f", str(crd_dir() / name))))
     established = '{.items[*].status.conditions[?(@.type=="Established")].status}'
 
     def both_established() -> bool:
