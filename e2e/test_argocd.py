@@ -13,6 +13,7 @@ timestamps (printed: run with -s). Health is Argo CD's own assessment, read from
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -244,7 +245,8 @@ def test_autoscaler_scales_while_the_application_stays_synced(argo: Argo, ns: st
             # 12 closed-loop clients on one replica of 2 slots: ~10 waiting, target 2 per replica.
             with Load(fleet, clients=12, seconds=120) as load:
                 wait_for(lambda: replicas() >= 2, timeout=60, message=f"scale-up under load; {replicas_seen}")
-                sample(replicas, seconds=6, interval=0.5)  # the Application is watched meanwhile
+                # Under load nothing may take the replicas back (Argo CD reverting would): watched 6 s.
+                held = sample(replicas, seconds=6, interval=0.5)
                 load.stop()
             wait_for(lambda: replicas() == 1, timeout=120, interval=0.5,
                      message=f"scale-down after the load; replicas seen {replicas_seen}")
@@ -253,6 +255,8 @@ def test_autoscaler_scales_while_the_application_stays_synced(argo: Argo, ns: st
         print(f"\n{ns}: Deployment replicas (s after load start, n): {replicas_seen}\n"
               f"  Application transitions meanwhile ({watch.samples} samples in all):\n{watch.table()}")
         assert max(n for _, n in replicas_seen) >= 2, replicas_seen
+        counts = [n for _, n in held]
+        assert all(b >= a for a, b in itertools.pairwise(counts)), f"scaled back under load: {held}"
         syncs = {t[3] for t in watch.transitions[mark:]} | {sync_status(app)}
         assert syncs == {"Synced"}, f"the Application left Synced while autoscaling:\n{watch.table()}"
         assert after["spec"] == before["spec"], (before["spec"], after["spec"])
