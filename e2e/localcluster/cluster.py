@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import build, config, kubeconfig, nodes, pki, procs, prometheus, state
+from . import argocd, build, config, kubeconfig, nodes, pki, procs, prometheus, state
 from .components import PORT_NAMES, Component, Layout, control_plane
 from .procs import StartError
 
 STOP_ORDER = ["prometheus", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
+# Add-ons: their death is repaired by `up --with-...`, not by rebuilding the cluster; stopped first.
+ADDONS = ("prometheus", *argocd.COMPONENTS)
 
 
 def log(msg: str) -> None:
@@ -60,14 +62,14 @@ def _healthy(c: Component, p: pki.Pki) -> bool:
 
 
 def _known_binaries() -> set[str]:
-    return {str(config.binary(b)) for b in (*config.K8S_BINARIES, "kwok", "prometheus")}
+    return {str(config.binary(b)) for b in (*config.K8S_BINARIES, "kwok", "prometheus")} | argocd.binaries()
 
 
 def _our_pids(lay: Layout, st: dict[str, Any] | None) -> list[int]:
     """Pids of a (possibly crashed) run: from state.json, plus any of our binaries pointing into the state dir."""
     known = _known_binaries()
     pids: list[int] = []
-    for name in STOP_ORDER:
+    for name in [*argocd.COMPONENTS, *STOP_ORDER]:
         pid = (st or {}).get("pids", {}).get(name)
         binary = (st or {}).get("binaries", {}).get(name)
         if pid and binary and procs.is_ours(pid, binary):
@@ -96,8 +98,7 @@ def is_up(lay: Layout | None = None) -> dict[str, Any] | None:
     if not st or not st.get("complete"):
         return None
     for name, pid in st.get("pids", {}).items():
-        # Prometheus is an add-on: its death is repaired by `up --with-prometheus`, not a rebuild.
-        if name != "prometheus" and not procs.is_ours(pid, st["binaries"][name]):
+        if name not in ADDONS and not procs.is_ours(pid, st["binaries"][name]):
             return None
     try:
         status, _ = Api(st["server"], pki.Pki(lay.pki_dir)).get("/readyz")
@@ -181,7 +182,15 @@ def _fail(lay: Layout, st: dict[str, Any] | None, err: StartError) -> int:
     return 1
 
 
-def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False) -> int:
+def _start_argocd(lay: Layout, st: dict[str, Any]) -> None:
+    missing = [n for n in argocd.COMPONENTS if n not in argocd.running(st)]
+    if missing:
+        log(f"starting Argo CD {argocd.VERSION}: {', '.join(missing)}")
+        argocd.start(lay, st)
+        log(f"Argo CD running; git server {st['git_url']}")
+
+
+def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False, with_argocd: bool = False) -> int:
     lay = layout()
     t0 = time.monotonic()
     with state_lock(lay):
@@ -197,6 +206,14 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False) -> i
                     start_prometheus(lay, st, pki.Pki(lay.pki_dir))
                 except StartError as e:
                     return _prom_fail(lay, e)
+            if with_argocd:
+                build.ensure_all(helm=True, prometheus=False, argocd=True)
+                try:
+                    _start_argocd(lay, st)
+                except StartError as e:
+                    print(f"[cluster] Argo CD failed to start: {e}\n{procs.tail(lay.log(e.component or 'redis'))}",
+                          file=sys.stderr)
+                    return 1
             print(_kubeconfig_line(st))
             return 0
         old = state.load(lay.state_file)
@@ -205,7 +222,7 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False) -> i
             log(f"cleaning up a previous run in {lay.root} (stopping {len(leftovers)} stale processes)")
             stop_all(leftovers)
             shutil.rmtree(lay.root, ignore_errors=True)
-        build.ensure_all(helm=True, prometheus=with_prometheus)
+        build.ensure_all(helm=True, prometheus=with_prometheus, argocd=with_argocd)
         t_build = time.monotonic()
         lay.root.mkdir(parents=True, exist_ok=True)
         lay.logs.mkdir(exist_ok=True)
@@ -250,6 +267,8 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False) -> i
                        timeout=60, interval=0.3, what="the default ServiceAccount and kube-root-ca.crt",
                        abort=lambda: starter.exited("kube-controller-manager"),
                        component="kube-controller-manager")
+            if with_argocd:
+                _start_argocd(lay, st)
         except StartError as e:
             return _fail(lay, st, e)
         except (RuntimeError, OSError) as e:
@@ -338,6 +357,12 @@ def status(as_json: bool = False) -> int:
         print(f"  {name:<24} pid {pid:<8} {word:<8} port {port!s:<6} log {st['logs'][name]}")
     if st.get("prometheus_url"):
         print(f"prometheus: {st['prometheus_url']}  targets dir: {st['targets_dir']}")
+    for name in argocd.COMPONENTS[::-1]:
+        if name in st["pids"]:
+            word = "running" if name in argocd.running(st) else "DEAD"
+            print(f"  {name:<30} pid {st['pids'][name]:<8} {word:<8} log {st['logs'][name]}")
+    if st.get("git_url"):
+        print(f"argocd {st['argocd']['version']}: git server {st['git_url']}  namespace {st['argocd']['namespace']}")
     return 0 if running else 1
 
 

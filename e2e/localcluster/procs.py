@@ -40,7 +40,7 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def start(cmd: Sequence[str], logfile: Path, *, cwd: Path | None = None) -> int:
+def start(cmd: Sequence[str], logfile: Path, *, cwd: Path | None = None, env: dict[str, str] | None = None) -> int:
     """Start a detached process (own session, survives our exit) logging to logfile; return its pid."""
     logfile.parent.mkdir(parents=True, exist_ok=True)
     with open(logfile, "ab") as out:
@@ -48,7 +48,7 @@ def start(cmd: Sequence[str], logfile: Path, *, cwd: Path | None = None) -> int:
         out.flush()
         proc = subprocess.Popen(
             list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            cwd=cwd, start_new_session=True, close_fds=True,
+            cwd=cwd, env=env, start_new_session=True, close_fds=True,
         )
     return proc.pid
 

@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from modelfleet import api, sync
+from modelfleet import api, cache, sync
 from modelfleet.kube import KubeError
 from modelfleet.runtime import RUNTIME
 from modelfleet.supervise import backoff
@@ -84,3 +84,13 @@ async def track(event: kopf.RawEvent, **_: Any) -> None:
     if RUNTIME.registry.observe_llm(event):
         meta = event["object"]["metadata"]
         sync.forget(meta["namespace"], meta["name"])
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={cache.CACHE_LABEL: kopf.PRESENT})
+def cache_job_changed(event: kopf.RawEvent, **_: Any) -> None:
+    """A model-cache download Job moved (started, finished, failed): queue every LLMDeployment using it."""
+    meta = event["object"]["metadata"]
+    key, namespace = (meta.get("labels") or {}).get(cache.CACHE_LABEL, ""), meta["namespace"]
+    bodies = [view.llm for view in RUNTIME.registry.snapshot()]
+    for name in cache.users(bodies, namespace, key, RUNTIME.settings.cache):
+        RUNTIME.queue.add((namespace, name))

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from modelfleet import api, drift, engines, render, status
+from modelfleet import api, cache, cachesync, drift, engines, render, startup, status
 from modelfleet.fitcheck import FitOutcome, check_fit
 from modelfleet.kube import Kube, KubeError
 
@@ -117,7 +117,7 @@ def rejection_message(kind: str, name: str, exc: KubeError) -> str:
 
 def _apply_children(
     kube: Kube,
-    cache: Cache,
+    reader: Cache,
     body: dict[str, Any],
     children: list[dict[str, Any]],
     existing: dict[str, dict[str, Any] | None],
@@ -149,7 +149,7 @@ def _apply_children(
                 raise
             result.rejected = rejection_message(kind, wanted["metadata"]["name"], exc)
             continue
-        cache.written(kind, current)
+        reader.written(kind, current)
         result.applied.append(kind)
         if _hand_edit(wanted, live, drifted):
             message = f"{kind} {wanted['metadata']['name']} was edited outside the operator; restored " + ", ".join(
@@ -200,31 +200,52 @@ def engine_refusal(llm: api.LLMDeployment) -> FitOutcome | None:
     return FitOutcome(status.FitVerdict(False, "UnsupportedByEngine", "; ".join(map(str, problems))), None)
 
 
-def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None, cache: Cache | None = None) -> Result:
-    """Bring one LLMDeployment's children and status in line with its spec (reads from `cache`, default the API)."""
-    cache = cache or ApiReader(kube)
+def reconcile(
+    body: dict[str, Any],
+    kube: Kube,
+    fit: FitOutcome | None = None,
+    cache_defaults: cache.CacheDefaults | None = None,
+    reader: Cache | None = None,
+) -> Result:
+    """Bring one LLMDeployment's children and status in line with its spec (children read from `reader`:
+    the watch cache, default the API)."""
+    reader = reader or ApiReader(kube)
     llm = api.LLMDeployment.model_validate(body)
+    defaults = cache_defaults or cache.CacheDefaults()
     fit = engine_refusal(llm) or fit or check_fit(llm)
     result = Result()
     existing: dict[str, dict[str, Any] | None] = {
-        kind: cache.get_child(kind, llm.namespace, llm.name) for kind in ("Service", "Deployment")
+        kind: reader.get_child(kind, llm.namespace, llm.name) for kind in ("Service", "Deployment")
     }
     replicas = desired_replicas(llm, existing["Deployment"])
 
     held = fit.verdict.fits is False
     deployment = existing["Deployment"]
+    cache_obs: status.CacheObserved | None = None
+    cache_state: status.CacheState | None = None
     if not held:
         weights = fit.report.weights_bytes if fit.report else None
+        planned = None
+        if cache.enabled(llm.spec, defaults):
+            # Other users only matter to a reclaim: Delete (one Retain keeps the data); Retain lists nothing.
+            wants_delete = llm.spec.model.cache.reclaim == api.CacheReclaim.DELETE
+            planned = cache.plan(llm, weights, defaults, cachesync.neighbours(kube, llm) if wants_delete else [])
+        if planned is not None:
+            cache_obs, cache_state = cachesync.sync(kube, planned, result.applied, result.events)
         choices = render.RenderChoices(
             replicas=applied_replicas(llm, existing["Deployment"], replicas),
             max_model_len=fit.max_model_len,
             weights_bytes=weights,
+            cache_claim=planned.name if isinstance(planned, cache.CachePlan) else None,
         )
         children = render.render(llm, choices)
-        deployment = _apply_children(kube, cache, body, children, existing, result)
+        if cache_state is not None and not cache_state.ready:
+            # Replicas start only from a complete cache; running ones keep their spec until it is.
+            children = [c for c in children if c["kind"] != "Deployment"]
+        deployment = _apply_children(kube, reader, body, children, existing, result)
     for event in result.events:  # what was done is said even if the status write below fails
         kube.event(body, event.type, event.reason, event.message)
-    pods = cache.list_pods(llm.namespace, llm.name) if _needs_pods(deployment) else []
+    pods = reader.list_pods(llm.namespace, llm.name) if _needs_pods(deployment) else []
 
     observed = status.Observed(
         deployment=deployment, pods=pods, rollout_held=held and deployment is not None, rejected=result.rejected
@@ -236,14 +257,26 @@ def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None, c
         desired=replicas,
         fit=fit.verdict,
         observed=observed,
+        cache=cache_state,
+        downloads_in_pod=startup.downloads_in_pod(llm.spec, cache_state is not None),
     )
     previous: dict[str, Any] = body.get("status") or {}
     prev_conditions = previous.get("conditions") or []
+    if cache_obs is not None and cache_state is not None:
+        wanted["cache"] = status.cache_fields(cache_obs, cache_state)
+    elif not held:  # no cache (any more): its status and condition go
+        prev_conditions = [c for c in prev_conditions if c.get("type") != "CacheReady"]
+        if previous.get("cache") is not None:
+            wanted["cache"] = None
     wanted["conditions"] = status.merge_conditions(prev_conditions, wanted["conditions"], now_iso())
     result.status_patch = status.diff(previous, wanted)
+    if isinstance(result.status_patch.get("cache"), dict) and isinstance(previous.get("cache"), dict):
+        # A merge patch keeps keys it does not mention: clear the ones that no longer apply (lastError).
+        gone = {k: None for k in previous["cache"] if k not in result.status_patch["cache"]}
+        result.status_patch["cache"] = {**result.status_patch["cache"], **gone}
     if result.status_patch:
         written = kube.patch_status(llm.namespace, llm.name, result.status_patch, status_precondition(llm, body))
-        cache.written(api.KIND, written)
+        reader.written(api.KIND, written)
     transitions = status.transition_events(prev_conditions, wanted["conditions"])
     for event in transitions:
         kube.event(body, event.type, event.reason, event.message)

@@ -20,7 +20,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
-from modelfleet import api, reconcile
+from modelfleet import api, cache, reconcile
 from modelfleet.kube import KubeError
 from modelfleet.registry import DEPLOYMENT, LLM, POD, namespace_matcher, older
 from modelfleet.runtime import RUNTIME
@@ -129,7 +129,7 @@ def _fresh_from_api(namespace: str, name: str) -> dict[str, Any] | None:
 
 
 def _reconcile(body: dict[str, Any]) -> reconcile.Result:
-    return reconcile.reconcile(body, RUNTIME.kube, cache=RUNTIME.reader())
+    return reconcile.reconcile(body, RUNTIME.kube, cache_defaults=RUNTIME.settings.cache, reader=RUNTIME.reader())
 
 
 def reconcile_one(
@@ -227,6 +227,10 @@ async def resync_round() -> None:
             log.warning("resync of %s/%s failed, next round retries: %s", namespace, name, outcome)
         elif isinstance(outcome, BaseException):
             raise outcome
+    try:
+        await asyncio.to_thread(reclaim_caches)
+    except KubeError as exc:
+        log.warning("reclaiming unused model caches failed, next round retries: %s", exc)
     RESYNC_ROUNDS.inc()
     if keys and len(failures) == len(keys):
         raise RoundFailed(f"all {len(keys)} reconciles failed; first: {failures[0]}"[:600])
@@ -257,3 +261,31 @@ async def relist_round() -> None:
         forget(namespace, name)
     for kind, count in registry.size().items():
         REGISTRY_SIZE.labels(kind).set(count)
+
+
+def reclaim_caches() -> list[tuple[str, str]]:
+    """Delete the model caches (PVC + Job) whose users are all gone and asked for `reclaim: Delete`.
+
+    Level-based, from a fresh LIST of LLMDeployments (never the registry, which may not have caught up): a
+    cache deleted while the operator was down is found on the next round.
+    """
+    kube, match = RUNTIME.kube, namespace_matcher(RUNTIME.settings.namespaces)
+    selector = cache.CACHE_LABEL  # the label's presence
+    claims: dict[str, list[dict[str, Any]]] = {}
+    for scope in list_scope():
+        for claim in kube.list_cache_claims(scope, selector):
+            meta = claim["metadata"]
+            if match(meta["namespace"]) and (meta.get("annotations") or {}).get(cache.RECLAIM_ANNOTATION) == "Delete":
+                claims.setdefault(meta["namespace"], []).append(claim)
+    deleted = []
+    for namespace, found in claims.items():
+        try:
+            llms = [api.LLMDeployment.model_validate(item) for item in kube.list_watched(api.KIND, namespace)]
+        except ValidationError:
+            continue  # an LLMDeployment we cannot read may be a user: delete nothing in its namespace
+        for name in cache.reclaimable(found, llms, RUNTIME.settings.cache):
+            log.info("model cache %s/%s has no users left and reclaim is Delete: deleting its Job and PVC",
+                     namespace, name)
+            kube.delete_cache(namespace, name)
+            deleted.append((namespace, name))
+    return deleted
