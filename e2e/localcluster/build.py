@@ -166,12 +166,16 @@ def ensure_prometheus() -> None:
         raise BuildError(f"apt-get installed {config.PROMETHEUS_DEB} but {config.binary('prometheus')} is missing")
 
 
-def ensure_all(*, helm: bool = True, prometheus: bool = True) -> None:
+def ensure_all(*, helm: bool = True, prometheus: bool = True, keda: bool = False) -> None:
     """Build whatever is missing. Raises BuildError."""
     with build_lock():
         build_k8s()
         go_install("sigs.k8s.io/kwok/cmd/kwok", config.KWOK_VERSION, config.binary("kwok"))
         if helm:
             go_install("helm.sh/helm/v3/cmd/helm", config.HELM_VERSION, config.binary("helm"), helm_ldflags())
+        if keda:
+            from . import keda as keda_build  # keda.py builds with this module's helpers
+
+            keda_build.ensure_built()
     if prometheus:
         ensure_prometheus()

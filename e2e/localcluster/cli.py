@@ -40,13 +40,16 @@ def parser() -> argparse.ArgumentParser:
                      help=f"{config.GPU_RESOURCE} per node (default {config.DEFAULT_GPUS_PER_NODE})")
     upp.add_argument("--with-prometheus", action="store_true",
                      help="also start Prometheus with file-based discovery of <state>/prometheus/targets/*.json")
+    upp.add_argument("--with-keda", action="store_true",
+                     help=f"also start KEDA {config.KEDA_VERSION} (operator + external-metrics API server) and wait "
+                          "until its APIService is Available (added to a cluster that is already up)")
     upp.add_argument("--taint", action="store_true",
                      help="taint nodes kwok.x-k8s.io/node=fake:NoSchedule (pods then need the toleration)")
     sub.add_parser("down", help="stop every process it started and remove the state dir")
     st = sub.add_parser("status", help="what runs, on which ports, and where the logs are (exit 1 if not up)")
     st.add_argument("--json", action="store_true", help="print state.json (plus \"up\") as JSON")
     sub.add_parser("env", help="print KUBECONFIG=<path> if the cluster is up (exit 1 if not)")
-    sub.add_parser("build", help="build and cache every binary (Kubernetes, etcd, kwok, helm) and Prometheus")
+    sub.add_parser("build", help="build and cache every binary (Kubernetes, etcd, kwok, helm, KEDA) and Prometheus")
     for verb, text in (
         ("stop", "stop one component on purpose (a fault for tests); `status` shows it stopped"),
         ("start", "start a stopped component again on the same port with the same data"),
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.verb == "up":
-            return cluster.up(args.nodes, args.gpus_per_node, args.with_prometheus, taint=args.taint)
+            return cluster.up(args.nodes, args.gpus_per_node, args.with_prometheus, taint=args.taint,
+                              with_keda=args.with_keda)
         if args.verb == "down":
             return cluster.down()
         if args.verb == "status":
@@ -75,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb in ("stop", "start", "restart"):
             return faults.run(args.verb, args.component, kill=getattr(args, "kill", False))
         if args.verb == "build":
-            build.ensure_all(helm=True, prometheus=True)
-            for name in (*config.K8S_BINARIES, "kwok", "helm", "prometheus"):
+            build.ensure_all(helm=True, prometheus=True, keda=True)
+            for name in (*config.K8S_BINARIES, "kwok", "helm", "prometheus", *config.KEDA_BINARIES):
                 print(f"{name:<24} {config.binary(name)}")
             return 0
     except build.BuildError as e:

@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import build, config, kubeconfig, nodes, pki, procs, prometheus, state
+from . import build, config, keda, kubeconfig, nodes, pki, procs, prometheus, state
 from .components import PORT_NAMES, Component, Layout, control_plane
 from .procs import StartError
 
-STOP_ORDER = ["prometheus", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
+STOP_ORDER = [*keda.NAMES, "prometheus", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
+# Add-ons: their death is repaired by `up --with-...` (started again), not by rebuilding the cluster.
+ADDONS = ("prometheus", *keda.NAMES)
 
 
 def log(msg: str) -> None:
@@ -60,7 +62,7 @@ def _healthy(c: Component, p: pki.Pki) -> bool:
 
 
 def _known_binaries() -> set[str]:
-    return {str(config.binary(b)) for b in (*config.K8S_BINARIES, "kwok", "prometheus")}
+    return {str(config.binary(b)) for b in (*config.K8S_BINARIES, *config.KEDA_BINARIES, "kwok", "prometheus")}
 
 
 def _our_pids(lay: Layout, st: dict[str, Any] | None) -> list[int]:
@@ -96,8 +98,7 @@ def is_up(lay: Layout | None = None) -> dict[str, Any] | None:
     if not st or not st.get("complete"):
         return None
     for name, pid in st.get("pids", {}).items():
-        # Prometheus is an add-on: its death is repaired by `up --with-prometheus`, not a rebuild.
-        if name != "prometheus" and not procs.is_ours(pid, st["binaries"][name]):
+        if name not in ADDONS and not procs.is_ours(pid, st["binaries"][name]):
             return None
     try:
         status, _ = Api(st["server"], pki.Pki(lay.pki_dir)).get("/readyz")
@@ -117,7 +118,7 @@ class Starter:
         self.lay, self.pki, self.st = lay, p, st
 
     def start(self, c: Component) -> None:
-        pid = procs.start(c.cmd, self.lay.log(c.name), cwd=self.lay.root)
+        pid = procs.start(c.cmd, self.lay.log(c.name), cwd=self.lay.root, env=c.env)
         self.st["pids"][c.name] = pid
         self.st["binaries"][c.name] = c.binary
         self.st["logs"][c.name] = str(self.lay.log(c.name))
@@ -181,7 +182,7 @@ def _fail(lay: Layout, st: dict[str, Any] | None, err: StartError) -> int:
     return 1
 
 
-def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False) -> int:
+def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False, with_keda: bool = False) -> int:
     lay = layout()
     t0 = time.monotonic()
     with state_lock(lay):
@@ -197,6 +198,8 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False) -> i
                     start_prometheus(lay, st, pki.Pki(lay.pki_dir))
                 except StartError as e:
                     return _prom_fail(lay, e)
+            if with_keda and not keda.running(st):
+                return _start_keda(lay, st) or _print_ok(st)
             print(_kubeconfig_line(st))
             return 0
         old = state.load(lay.state_file)
@@ -205,7 +208,7 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False) -> i
             log(f"cleaning up a previous run in {lay.root} (stopping {len(leftovers)} stale processes)")
             stop_all(leftovers)
             shutil.rmtree(lay.root, ignore_errors=True)
-        build.ensure_all(helm=True, prometheus=with_prometheus)
+        build.ensure_all(helm=True, prometheus=with_prometheus, keda=with_keda)
         t_build = time.monotonic()
         lay.root.mkdir(parents=True, exist_ok=True)
         lay.logs.mkdir(exist_ok=True)
@@ -250,6 +253,8 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False) -> i
                        timeout=60, interval=0.3, what="the default ServiceAccount and kube-root-ca.crt",
                        abort=lambda: starter.exited("kube-controller-manager"),
                        component="kube-controller-manager")
+            if with_keda:
+                keda.start(lay, st, p, starter, api)
         except StartError as e:
             return _fail(lay, st, e)
         except (RuntimeError, OSError) as e:
@@ -272,7 +277,7 @@ def _start_stopped(lay: Layout) -> dict[str, Any] | None:
         return None
     stopped = set(st["stopped"])
     for name, pid in st.get("pids", {}).items():
-        if name not in stopped and name != "prometheus" and not procs.is_ours(pid, st["binaries"][name]):
+        if name not in stopped and name not in ADDONS and not procs.is_ours(pid, st["binaries"][name]):
             return None  # something crashed besides: rebuild as before
     log(f"starting what `e2e/cluster stop` stopped: {', '.join(st['stopped'])}")
     try:
@@ -281,6 +286,27 @@ def _start_stopped(lay: Layout) -> dict[str, Any] | None:
         log(f"could not start them ({e}); rebuilding the cluster")
         return None
     return is_up(lay)
+
+
+def _print_ok(st: dict[str, Any]) -> int:
+    print(_kubeconfig_line(st))
+    return 0
+
+
+def _start_keda(lay: Layout, st: dict[str, Any]) -> int:
+    """Start KEDA on a cluster that is up; on failure stop only KEDA (the cluster stays). 0 on success."""
+    with build.build_lock():
+        keda.ensure_built()
+    p = pki.Pki(lay.pki_dir)
+    log("starting KEDA")
+    try:
+        keda.start(lay, st, p, Starter(lay, p, st), Api(st["server"], p))
+    except (StartError, RuntimeError, OSError) as e:
+        name = getattr(e, "component", None) or keda.OPERATOR
+        print(f"[cluster] KEDA failed to start: {e}\n{procs.tail(lay.log(name))}", file=sys.stderr)
+        procs.stop([st["pids"][n] for n in keda.NAMES if n in st["pids"]])
+        return 1
+    return 0
 
 
 def _prom_fail(lay: Layout, e: StartError) -> int:

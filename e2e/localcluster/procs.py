@@ -40,15 +40,16 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def start(cmd: Sequence[str], logfile: Path, *, cwd: Path | None = None) -> int:
-    """Start a detached process (own session, survives our exit) logging to logfile; return its pid."""
+def start(cmd: Sequence[str], logfile: Path, *, cwd: Path | None = None, env: dict[str, str] | None = None) -> int:
+    """Start a detached process (own session, survives our exit) logging to logfile; return its pid.
+    env: extra environment variables on top of ours."""
     logfile.parent.mkdir(parents=True, exist_ok=True)
     with open(logfile, "ab") as out:
         out.write(("$ " + " ".join(cmd) + "\n").encode())
         out.flush()
         proc = subprocess.Popen(
             list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            cwd=cwd, start_new_session=True, close_fds=True,
+            cwd=cwd, start_new_session=True, close_fds=True, env={**os.environ, **env} if env else None,
         )
     return proc.pid
 
