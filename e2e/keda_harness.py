@@ -9,6 +9,8 @@
   KEDA created writes) and its Deployment's ``spec.replicas`` (what modelfleet writes) every
   ``interval`` seconds and keeps every change with its time.
 - :func:`hpa_events`: the Events of KEDA's HPA (``SuccessfulRescale`` with the new size and reason).
+- :class:`HpaWatch`: polls that HPA's status every second and keeps each distinct (external metric
+  average, current replicas, desired replicas): what the HPA saw and decided at each sync.
 """
 
 from __future__ import annotations
@@ -161,3 +163,51 @@ class ReplicaRecorder:
     def table(self) -> str:
         """Every change, one a line, for the report and for failure messages."""
         return "\n".join(f"  +{c.t:7.2f}s {c.wall} {c.what:<10} -> {c.value}" for c in self.changes)
+
+
+class HpaWatch:
+    """Polls KEDA's HPA status every second; keeps each distinct (metric, current, desired) it reports."""
+
+    def __init__(self, cluster: Cluster, ns: str, name: str) -> None:
+        from kubernetes import client
+
+        self.api = client.AutoscalingV2Api(cluster.kube)
+        self.ns, self.name = ns, name
+        self.samples: list[tuple[float, float | None, int, int]] = []  # (t, averageValue, current, desired)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.started = time.monotonic()
+
+    def start(self) -> HpaWatch:
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from kubernetes.utils import parse_quantity
+
+        last = None
+        while not self._stop.is_set():
+            try:
+                st = self.api.read_namespaced_horizontal_pod_autoscaler(self.name, self.ns, _request_timeout=10).status
+                avg = None
+                for m in st.current_metrics or []:
+                    if m.external and m.external.current and m.external.current.average_value is not None:
+                        avg = float(parse_quantity(m.external.current.average_value))
+                key = (avg, st.current_replicas, st.desired_replicas, str(st.last_scale_time))
+                if key != last:
+                    last = key
+                    self.samples.append((round(time.monotonic() - self.started, 1), avg,
+                                         int(st.current_replicas or 0), int(st.desired_replicas or 0)))
+            except Exception:  # 404 before KEDA created it; an API blip
+                pass
+            self._stop.wait(1.0)
+
+    def table(self) -> str:
+        """Each distinct HPA status, one a line."""
+        return "\n".join(f"  +{t:6.1f}s metric avg {'-' if avg is None else format(avg, '.3f')} "
+                         f"current {cur} desired {des}" for t, avg, cur, des in self.samples)

@@ -23,6 +23,7 @@ import yaml
 from autoscale_harness import Load, SimFleet, prom_value
 from helpers import Cluster, sample, wait_for
 from keda_harness import (
+    HpaWatch,
     ReplicaRecorder,
     ensure_keda,
     hpa_events,
@@ -122,6 +123,7 @@ def test_keda_scales_an_llmdeployment_up_and_down_and_modelfleet_follows(
         so = scaled_object(name, ns, prom, threshold=THRESHOLD, min_replicas=EXPECTED_FLOOR, max_replicas=MAX,
                            scale_down_window=DOWN_WINDOW, polling_interval=5)
         apply(cluster, ns, so)
+        watch = HpaWatch(cluster, ns, hpa_name(name)).start()
         wait_for(lambda: scaled_object_ready(cluster, ns, name), timeout=60,
                  message=f"ScaledObject {name} Ready (KEDA log: {keda['logs']['keda-operator']})")
         hpa = cluster.kubectl("get", "hpa", hpa_name(name), "-n", ns, "-o", "json")
@@ -142,13 +144,16 @@ def test_keda_scales_an_llmdeployment_up_and_down_and_modelfleet_follows(
                      timeout=60, message=f"{EXPECTED_PEAK} replicas Ready and serving")
             # Under steady load (one more HPA sync and a resync), the scale holds: nobody reverts it.
             held = _hold(rec, seconds=HPA_SYNC + RESYNC_SECONDS + 1)
+            t_stop = time.monotonic() - rec.started
             load.stop()
-        t_stop = time.monotonic() - rec.started
         wait_for(lambda: rec.current("llm") == EXPECTED_FLOOR and rec.current("deployment") == EXPECTED_FLOOR,
                  timeout=DOWN_WINDOW + 4 * HPA_SYNC,
                  message=f"KEDA scaling llm/{name} back to {EXPECTED_FLOOR}; record:\n{rec.table()}")
         t_down = _first(rec, "llm", EXPECTED_FLOOR, after=t_peak)
         wait_for(lambda: ready(cluster, ns, name, EXPECTED_FLOOR), timeout=60, message="back to 1 Ready replica")
+        wait_for(lambda: watch.samples and watch.samples[-1][3] == EXPECTED_FLOOR, timeout=2 * HPA_SYNC,
+                 message=f"the HPA's status saying desired {EXPECTED_FLOOR}:\n{watch.table()}")
+        watch.stop()
 
     events = hpa_events(cluster, ns, hpa_name(name))
     record.update({
@@ -160,6 +165,7 @@ def test_keda_scales_an_llmdeployment_up_and_down_and_modelfleet_follows(
                             f"{DOWN_WINDOW}s, HPA sync {HPA_SYNC}s)",
         "replica changes (llm: spec.replicas, written by KEDA's HPA; deployment: written by modelfleet)":
             "\n" + rec.table(),
+        "HPA status at each change (t from the HPA's creation)": "\n" + watch.table(),
         "HPA events": "\n".join(f"  {e['first']} {e['reason']} x{e['count']}: {e['message']}" for e in events),
         "recorder reads / errors": f"{rec.reads} / {rec.errors[-3:]}",
         "load": f"{load.ok} ok, {load.failed} failed",

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -41,7 +40,7 @@ import yaml  # noqa: E402
 
 from autoscale_harness import Load, SimFleet, prom_query, selector  # noqa: E402
 from helpers import Cluster, wait_for  # noqa: E402
-from keda_harness import ReplicaRecorder, ensure_keda, hpa_events, hpa_name, scaled_object  # noqa: E402
+from keda_harness import HpaWatch, ReplicaRecorder, ensure_keda, hpa_events, hpa_name, scaled_object  # noqa: E402
 from operator_fixture import CRD_FILE, start_operator  # noqa: E402
 from test_operator import manifest  # noqa: E402
 
@@ -52,49 +51,6 @@ MAX = 4
 # the scale-down window).
 PHASES = [(60, 3), (120, 16), (90, 7)]
 QUICK_PHASES = [(20, 3), (60, 16), (40, 7)]
-
-
-class HpaWatch:
-    """Polls KEDA's HPA status every second; keeps each distinct (metric, current, desired) it reports."""
-
-    def __init__(self, cluster: Cluster, ns: str, name: str) -> None:
-        from kubernetes import client
-
-        self.api = client.AutoscalingV2Api(cluster.kube)
-        self.ns, self.name = ns, name
-        self.samples: list[tuple[float, float | None, int, int]] = []  # (t, averageValue, current, desired)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.started = time.monotonic()
-
-    def start(self) -> HpaWatch:
-        self.started = time.monotonic()
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        from kubernetes.utils import parse_quantity
-
-        last = None
-        while not self._stop.is_set():
-            try:
-                st = self.api.read_namespaced_horizontal_pod_autoscaler(self.name, self.ns, _request_timeout=10).status
-                avg = None
-                for m in st.current_metrics or []:
-                    if m.external and m.external.current and m.external.current.average_value is not None:
-                        avg = float(parse_quantity(m.external.current.average_value))
-                key = (avg, st.current_replicas, st.desired_replicas, str(st.last_scale_time))
-                if key != last:
-                    last = key
-                    self.samples.append((round(time.monotonic() - self.started, 1), avg,
-                                         int(st.current_replicas or 0), int(st.desired_replicas or 0)))
-            except Exception:  # 404 before KEDA created it; an API blip
-                pass
-            self._stop.wait(1.0)
 
 
 def model_check(watch: HpaWatch, threshold: float, min_r: int, max_r: int) -> tuple[int, int, list[str]]:
