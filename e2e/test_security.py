@@ -152,11 +152,28 @@ def test_admission_policy_confines_the_operator_to_managed_objects(
         "patch kube-system": ("patch", "deployment", f"sys-{release}", "-n", "kube-system", "--type=merge",
                               "-p", '{"spec":{"replicas":0}}'),
         "create an unlabelled Deployment": ("create", "deployment", "planted", "-n", ns, "--image=evil:1"),
+        # RBAC allows PVC and Job deletes and creates for the model cache; the policy keeps them to caches.
+        "delete another team's volume": ("delete", "pvc", "other-team-data", "-n", ns),
+        "start an unlabelled Job": ("create", "job", "planted", "-n", ns, "--image=evil:1"),
     }
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "other-team-data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
     for what, args in attempts.items():
         res = as_operator(*args)
         assert res.returncode != 0 and "ValidatingAdmissionPolicy" in res.stderr, f"{what}: {res.stdout}{res.stderr}"
     assert cluster.apps.read_namespaced_deployment("other-team", ns).spec.replicas == 1
+    kept = cluster.core.read_namespaced_persistent_volume_claim("other-team-data", ns)
+    assert kept.metadata.deletion_timestamp is None
+    # A model cache's volume (labelled as the operator labels it) may be created and deleted.
+    cache_claim = yaml.safe_dump({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "cache-x", "labels": {"app.kubernetes.io/managed-by": "modelfleet",
+                                                   "modelfleet.io/cache": "c0ffee1234"}},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}})
+    for args in (("create", "-n", ns, "-f", "-"), ("delete", "pvc", "cache-x", "-n", ns, "--wait=false")):
+        res = cluster.kubectl("--as", user, *args, check=False, input=cache_claim if args[0] == "create" else None)
+        assert res.returncode == 0, f"{args[0]} a cache PVC: {res.stderr}"
 
     # The operator itself, holding only its ServiceAccount's token, still does its whole job (namespaced
     # install, so that it leaves the other tests' namespaces alone).

@@ -149,33 +149,43 @@ def go_install(module_cmd: str, version: str, target: Path, ldflags: str = "-s -
     log(f"built {target.name} in {secs:.0f}s")
 
 
-def ensure_prometheus() -> None:
-    if config.binary("prometheus").exists():
+def apt_install(package: str, binary: Path) -> None:
+    """Install a Debian package with apt-get (as root) unless binary exists. Raises BuildError."""
+    if binary.exists():
         return
     if os.geteuid() != 0:
-        raise BuildError(f"{config.binary('prometheus')} is missing: install the Debian package "
-                         f"`{config.PROMETHEUS_DEB}` (sudo apt-get install prometheus)")
-    log(f"installing Debian package {config.PROMETHEUS_DEB} with apt-get")
+        raise BuildError(f"{binary} is missing: install the Debian package `{package}` "
+                         f"(sudo apt-get install {package})")
+    log(f"installing Debian package {package} with apt-get")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    logfile = config.cache_root() / "logs" / "apt-prometheus.log"
+    logfile = config.cache_root() / "logs" / f"apt-{package}.log"
     lock = ["-o", "DPkg::Lock::Timeout=300"]
     run_logged(["apt-get", *lock, "update"], cwd=Path("/"), env=env, logfile=logfile)
-    run_logged(["apt-get", *lock, "install", "-y", "--no-install-recommends", config.PROMETHEUS_DEB],
+    run_logged(["apt-get", *lock, "install", "-y", "--no-install-recommends", package],
                cwd=Path("/"), env=env, logfile=logfile)
-    if not config.binary("prometheus").exists():
-        raise BuildError(f"apt-get installed {config.PROMETHEUS_DEB} but {config.binary('prometheus')} is missing")
+    if not binary.exists():
+        raise BuildError(f"apt-get installed {package} but {binary} is missing")
 
 
-def ensure_all(*, helm: bool = True, prometheus: bool = True, keda: bool = False) -> None:
-    """Build whatever is missing. Raises BuildError."""
+def ensure_prometheus() -> None:
+    apt_install(config.PROMETHEUS_DEB, config.binary("prometheus"))
+
+
+def ensure_all(*, helm: bool = True, prometheus: bool = True, argocd: bool = False, keda: bool = False) -> None:
+    """Build whatever is missing (Argo CD and its Redis, KEDA only if asked). Raises BuildError."""
+    from . import argocd as argo  # argocd uses this module
+    from . import keda as keda_build  # so does keda
+
     with build_lock():
         build_k8s()
         go_install("sigs.k8s.io/kwok/cmd/kwok", config.KWOK_VERSION, config.binary("kwok"))
         if helm:
             go_install("helm.sh/helm/v3/cmd/helm", config.HELM_VERSION, config.binary("helm"), helm_ldflags())
+        if argocd:
+            argo.ensure_built()
         if keda:
-            from . import keda as keda_build  # keda.py builds with this module's helpers
-
             keda_build.ensure_built()
     if prometheus:
         ensure_prometheus()
+    if argocd:
+        argo.ensure_redis()

@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import build, config, keda, kubeconfig, nodes, pki, procs, prometheus, state
+from . import argocd, build, config, keda, kubeconfig, nodes, pki, procs, prometheus, state
 from .components import PORT_NAMES, Component, Layout, control_plane
 from .procs import StartError
 
 STOP_ORDER = [*keda.NAMES, "prometheus", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
-# Add-ons: their death is repaired by `up --with-...` (started again), not by rebuilding the cluster.
-ADDONS = ("prometheus", *keda.NAMES)
+# Add-ons: their death is repaired by `up --with-...`, not by rebuilding the cluster; stopped first.
+ADDONS = ("prometheus", *argocd.COMPONENTS, *keda.NAMES)
 
 
 def log(msg: str) -> None:
@@ -62,14 +62,15 @@ def _healthy(c: Component, p: pki.Pki) -> bool:
 
 
 def _known_binaries() -> set[str]:
-    return {str(config.binary(b)) for b in (*config.K8S_BINARIES, *config.KEDA_BINARIES, "kwok", "prometheus")}
+    return ({str(config.binary(b)) for b in (*config.K8S_BINARIES, *config.KEDA_BINARIES, "kwok", "prometheus")}
+            | argocd.binaries())
 
 
 def _our_pids(lay: Layout, st: dict[str, Any] | None) -> list[int]:
     """Pids of a (possibly crashed) run: from state.json, plus any of our binaries pointing into the state dir."""
     known = _known_binaries()
     pids: list[int] = []
-    for name in STOP_ORDER:
+    for name in [*argocd.COMPONENTS, *STOP_ORDER]:
         pid = (st or {}).get("pids", {}).get(name)
         binary = (st or {}).get("binaries", {}).get(name)
         if pid and binary and procs.is_ours(pid, binary):
@@ -118,7 +119,8 @@ class Starter:
         self.lay, self.pki, self.st = lay, p, st
 
     def start(self, c: Component) -> None:
-        pid = procs.start(c.cmd, self.lay.log(c.name), cwd=self.lay.root, env=c.env)
+        pid = procs.start(c.cmd, self.lay.log(c.name), cwd=self.lay.root,
+                          env={**os.environ, **c.env} if c.env else None)
         self.st["pids"][c.name] = pid
         self.st["binaries"][c.name] = c.binary
         self.st["logs"][c.name] = str(self.lay.log(c.name))
@@ -182,7 +184,16 @@ def _fail(lay: Layout, st: dict[str, Any] | None, err: StartError) -> int:
     return 1
 
 
-def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False, with_keda: bool = False) -> int:
+def _start_argocd(lay: Layout, st: dict[str, Any]) -> None:
+    missing = [n for n in argocd.COMPONENTS if n not in argocd.running(st)]
+    if missing:
+        log(f"starting Argo CD {argocd.VERSION}: {', '.join(missing)}")
+        argocd.start(lay, st)
+        log(f"Argo CD running; git server {st['git_url']}")
+
+
+def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False, with_argocd: bool = False,
+       with_keda: bool = False) -> int:
     lay = layout()
     t0 = time.monotonic()
     with state_lock(lay):
@@ -198,8 +209,16 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False, with
                     start_prometheus(lay, st, pki.Pki(lay.pki_dir))
                 except StartError as e:
                     return _prom_fail(lay, e)
-            if with_keda and not keda.running(st):
-                return _start_keda(lay, st) or _print_ok(st)
+            if with_argocd:
+                build.ensure_all(helm=True, prometheus=False, argocd=True)
+                try:
+                    _start_argocd(lay, st)
+                except StartError as e:
+                    print(f"[cluster] Argo CD failed to start: {e}\n{procs.tail(lay.log(e.component or 'redis'))}",
+                          file=sys.stderr)
+                    return 1
+            if with_keda and not keda.running(st) and _start_keda(lay, st):
+                return 1
             print(_kubeconfig_line(st))
             return 0
         old = state.load(lay.state_file)
@@ -208,7 +227,7 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False, with
             log(f"cleaning up a previous run in {lay.root} (stopping {len(leftovers)} stale processes)")
             stop_all(leftovers)
             shutil.rmtree(lay.root, ignore_errors=True)
-        build.ensure_all(helm=True, prometheus=with_prometheus, keda=with_keda)
+        build.ensure_all(helm=True, prometheus=with_prometheus, argocd=with_argocd, keda=with_keda)
         t_build = time.monotonic()
         lay.root.mkdir(parents=True, exist_ok=True)
         lay.logs.mkdir(exist_ok=True)
@@ -253,6 +272,8 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False, with
                        timeout=60, interval=0.3, what="the default ServiceAccount and kube-root-ca.crt",
                        abort=lambda: starter.exited("kube-controller-manager"),
                        component="kube-controller-manager")
+            if with_argocd:
+                _start_argocd(lay, st)
             if with_keda:
                 keda.start(lay, st, p, starter, api)
         except StartError as e:
@@ -286,11 +307,6 @@ def _start_stopped(lay: Layout) -> dict[str, Any] | None:
         log(f"could not start them ({e}); rebuilding the cluster")
         return None
     return is_up(lay)
-
-
-def _print_ok(st: dict[str, Any]) -> int:
-    print(_kubeconfig_line(st))
-    return 0
 
 
 def _start_keda(lay: Layout, st: dict[str, Any]) -> int:
@@ -364,6 +380,12 @@ def status(as_json: bool = False) -> int:
         print(f"  {name:<24} pid {pid:<8} {word:<8} port {port!s:<6} log {st['logs'][name]}")
     if st.get("prometheus_url"):
         print(f"prometheus: {st['prometheus_url']}  targets dir: {st['targets_dir']}")
+    for name in argocd.COMPONENTS[::-1]:
+        if name in st["pids"]:
+            word = "running" if name in argocd.running(st) else "DEAD"
+            print(f"  {name:<30} pid {st['pids'][name]:<8} {word:<8} log {st['logs'][name]}")
+    if st.get("git_url"):
+        print(f"argocd {st['argocd']['version']}: git server {st['git_url']}  namespace {st['argocd']['namespace']}")
     return 0 if running else 1
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config
+from . import config, kwokstages
 from .pki import FRONT_PROXY_CLIENT, Pki
 
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -152,10 +152,12 @@ def control_plane(lay: Layout, pki: Pki, ports: dict[str, int]) -> list[Componen
         health_url=f"https://127.0.0.1:{ports['kube-scheduler']}/healthz",
         depends_on=["kube-apiserver"],
     )
+    # KWOK's pod stages: its defaults plus the model-cache download pods' (kwokstages.py).
+    kwok_config = kwokstages.write(lay.root / "kwok-stages.yaml")
     kwok = Component(
         "kwok", str(b("kwok")),
         [
-            f"--kubeconfig={lay.component_kubeconfig('kwok')}",
+            f"--kubeconfig={lay.component_kubeconfig('kwok')}", f"--config={kwok_config}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={config.KWOK_ANNOTATION}={config.KWOK_ANNOTATION_VALUE}",
             f"--cidr={config.POD_CIDR}", "--node-lease-duration-seconds=40",

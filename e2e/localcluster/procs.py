@@ -41,15 +41,14 @@ def free_ports(n: int) -> list[int]:
 
 
 def start(cmd: Sequence[str], logfile: Path, *, cwd: Path | None = None, env: dict[str, str] | None = None) -> int:
-    """Start a detached process (own session, survives our exit) logging to logfile; return its pid.
-    env: extra environment variables on top of ours."""
+    """Start a detached process (own session, survives our exit) logging to logfile; return its pid."""
     logfile.parent.mkdir(parents=True, exist_ok=True)
     with open(logfile, "ab") as out:
         out.write(("$ " + " ".join(cmd) + "\n").encode())
         out.flush()
         proc = subprocess.Popen(
             list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            cwd=cwd, start_new_session=True, close_fds=True, env={**os.environ, **env} if env else None,
+            cwd=cwd, env=env, start_new_session=True, close_fds=True,
         )
     return proc.pid
 

@@ -150,6 +150,60 @@ class Architecture(_Model):
         return self
 
 
+class CacheReclaim(StrEnum):
+    """What happens to a cache's volume when its last LLMDeployment is deleted."""
+
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
+class CacheAccessMode(StrEnum):
+    """Access mode of the cache's PersistentVolumeClaim (the download writes, replicas mount read-only)."""
+
+    READ_WRITE_MANY = "ReadWriteMany"
+    READ_WRITE_ONCE = "ReadWriteOnce"
+
+
+QUANTITY_PATTERN = r"^[0-9]+(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P)?$"
+CACHE_URI_MESSAGE = (
+    "model.cache downloads hf:// models only: for file:// put the weights on a volume and use "
+    "pvc://<claim>/<path>, or use hf://<org>/<name> to have them downloaded once; pvc:// is already a volume "
+    "and s3:// / gs:// are streamed to the GPUs, so leave cache.enabled unset for them"
+)
+
+
+class CacheSpec(_Model):
+    """A shared model cache: one PersistentVolumeClaim and one download Job per (namespace, model, revision)."""
+
+    enabled: bool | None = Field(
+        default=None, description="Download the model once into a shared volume; default: the operator's setting "
+        "(chart value cache.enabled, off unless set)."
+    )
+    size: str | None = Field(
+        default=None,
+        pattern=QUANTITY_PATTERN,
+        max_length=32,
+        description="Volume size, e.g. 40Gi; default: the planner's checkpoint size plus headroom.",
+    )
+    storage_class_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_NAME_PATTERN,
+        description="StorageClass of the volume; default: the operator's setting, else the cluster's default class.",
+    )
+    access_mode: CacheAccessMode | None = Field(
+        default=None,
+        description="ReadWriteMany (default: replicas on many nodes read one volume) or ReadWriteOnce (every "
+        "replica then has to run on the node that mounts it).",
+    )
+    reclaim: CacheReclaim = Field(
+        default=CacheReclaim.RETAIN,
+        description="Retain: the downloaded data stays when the last LLMDeployment using it is deleted. Delete: "
+        "the volume and the download Job are deleted with the last user.",
+    )
+
+
 def _check_uri(uri: str) -> str:
     problem = validation.uri_problem(uri)
     if problem:
@@ -187,6 +241,15 @@ class ModelSpec(_Model):
     architecture: Architecture | None = Field(
         default=None, description="Model shape for the fit check; looked up in the catalog when omitted."
     )
+    revision: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        description="Hugging Face revision (branch, tag or commit) for hf:// models: vLLM's --revision and the "
+        "cache's key. Default: main.",
+    )
+    cache: CacheSpec = Field(default_factory=lambda: CacheSpec(), description="Shared model cache (hf:// only).")
     credentials_secret_ref: SecretRef | None = Field(
         default=None,
         description="Secret with object-storage credentials, for s3:// and gs:// only. s3: keys AWS_ACCESS_KEY_ID, "
@@ -201,7 +264,12 @@ class ModelSpec(_Model):
                     "!has(self.credentialsSecretRef) || self.uri.startsWith('s3://') || self.uri.startsWith('gs://')",
                     "model.credentialsSecretRef is only for s3:// and gs:// URIs; "
                     "use tokenSecretRef for hf:// and remove it for pvc:// and file://",
-                )
+                ),
+                cel(
+                    "!has(self.cache) || !has(self.cache.enabled) || !self.cache.enabled || self.uri.startsWith('hf://')",
+                    CACHE_URI_MESSAGE,
+                ),
+                cel("!has(self.revision) || self.uri.startsWith('hf://')", "model.revision is for hf:// URIs only"),
             ]
         }
     )
@@ -213,6 +281,10 @@ class ModelSpec(_Model):
                 "model.credentialsSecretRef is only for s3:// and gs:// URIs; "
                 "use tokenSecretRef for hf:// and remove it for pvc:// and file://"
             )
+        if self.cache.enabled and not self.uri.startswith("hf://"):
+            raise ValueError(CACHE_URI_MESSAGE)
+        if self.revision and not self.uri.startswith("hf://"):
+            raise ValueError("model.revision is for hf:// URIs only")
         return self
 
 
@@ -364,11 +436,13 @@ class EngineSpec(_Model):
         pattern=r"^[0-9]+(Mi|Gi)$",
         description="Size of the memory-backed /dev/shm (NCCL needs it with tensor parallelism).",
     )
-    startup_timeout_seconds: int = Field(
-        default=1800,
+    startup_timeout_seconds: int | None = Field(
+        default=None,
         ge=60,
         le=86400,
-        description="How long the startup probe waits for weights to load before restarting the pod.",
+        description="How long the startup probe waits for the model to download, load and warm up before the pod "
+        "is restarted. Default: from the checkpoint size, 300 s + download at 50 MiB/s (hf:// without the shared "
+        "cache) + load at 200 MiB/s, at least 1800 s.",
     )
     resources: ResourcesSpec = Field(
         default_factory=lambda: ResourcesSpec(),
@@ -500,6 +574,16 @@ class AutoscalerStatus(_Model):
     )
 
 
+class CacheStatus(_Model):
+    """The shared model cache this LLMDeployment reads from."""
+
+    claim: str | None = Field(default=None, description="The PersistentVolumeClaim (the download Job has its name).")
+    phase: str | None = Field(default=None, description="Pending, Downloading, Ready or Failed.")
+    bytes_done: int | None = None
+    bytes_total: int | None = Field(default=None, description="Expected size (the planner's checkpoint size).")
+    last_error: str | None = None
+
+
 class LLMDeploymentStatus(_Model):
     """Observed state, written by the operator only."""
 
@@ -509,10 +593,16 @@ class LLMDeploymentStatus(_Model):
     replicas: int | None = None
     ready_replicas: int | None = None
     desired_replicas: int | None = None
+    replica_phases: dict[str, int] | None = Field(
+        default=None,
+        description="Replicas by start-up phase: serving, loading (weights local), downloadingOrLoading (the pod "
+        "fetches hf:// itself), pending.",
+    )
     endpoint: str | None = None
     selector: str | None = None
     capacity: Capacity | None = None
     autoscaler: AutoscalerStatus | None = None
+    cache: CacheStatus | None = None
 
 
 class LLMDeployment(_Model):

@@ -24,16 +24,21 @@ def _cmd_crd(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from modelfleet import render
+    import os
+
+    from modelfleet import cache, render
     from modelfleet.fitcheck import check_fit
     from modelfleet.reconcile import desired_replicas
+    from modelfleet.settings import SettingsError, cache_defaults
 
     try:
         llms = load_llm_deployments(args.file)
-    except InputError as exc:
+        defaults = cache_defaults(dict(os.environ))
+    except (InputError, SettingsError) as exc:
         print(f"modelfleet render: {exc}", file=sys.stderr)
         return EXIT_USAGE
     objects: list[dict[str, Any]] = []
+    caches: dict[tuple[str, str], list[dict[str, Any]]] = {}  # one PVC + Job per cache, however many users
     refused = 0
     for llm in llms:
         fit = check_fit(llm)
@@ -45,11 +50,21 @@ def _cmd_render(args: argparse.Namespace) -> int:
             )
             continue
         weights = fit.report.weights_bytes if fit.report else None
+        planned = cache.plan(llm, weights, defaults, llms)
+        if isinstance(planned, cache.CacheRefusal):
+            print(f"modelfleet render: {args.file}: {llm.name}: {planned.message}", file=sys.stderr)
+            return EXIT_USAGE
+        if planned is not None:
+            caches[(planned.namespace, planned.name)] = [cache.pvc(planned), cache.job(planned)]
         choices = render.RenderChoices(
-            replicas=desired_replicas(llm, None), max_model_len=fit.max_model_len, weights_bytes=weights
+            replicas=desired_replicas(llm, None),
+            max_model_len=fit.max_model_len,
+            weights_bytes=weights,
+            cache_claim=planned.name if planned is not None else None,
         )
         objects += render.render(llm, choices)
-    sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False))
+    shared = [obj for pair in caches.values() for obj in pair]
+    sys.stdout.write(yaml.safe_dump_all(shared + objects, sort_keys=False))
     return 1 if refused else 0
 
 

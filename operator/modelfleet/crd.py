@@ -27,6 +27,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
     {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Cache", "type": "string", "jsonPath": ".status.cache.phase", "description": "Shared model cache phase"},
     {
         "name": "KV-Seqs",
         "type": "integer",

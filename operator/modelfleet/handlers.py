@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from modelfleet import api, sync
+from modelfleet import api, cache, sync
 from modelfleet.kube import KubeError
 from modelfleet.runtime import RUNTIME
 from modelfleet.status import pod_problem
@@ -96,6 +96,16 @@ def pod_changed(event: kopf.RawEvent, **_: Any) -> None:
 def replicaset_changed(event: kopf.RawEvent, **_: Any) -> None:
     """Track model ReplicaSets: they link pods to the operator's Deployment (no API calls)."""
     RUNTIME.registry.observe_replicaset(event)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={cache.CACHE_LABEL: kopf.PRESENT})
+def cache_job_changed(event: kopf.RawEvent, **_: Any) -> None:
+    """A model-cache download Job moved (started, finished, failed): refresh every LLMDeployment using it."""
+    meta = event["object"]["metadata"]
+    key, namespace = (meta.get("labels") or {}).get(cache.CACHE_LABEL, ""), meta["namespace"]
+    bodies = [view.llm for view in RUNTIME.registry.snapshot()]
+    for name in cache.users(bodies, namespace, key, RUNTIME.settings.cache):
+        _refresh_owner({"metadata": {"namespace": namespace, "labels": {api.DEPLOYMENT_LABEL: name}}})
 
 
 def _stuck(pod: dict[str, Any]) -> bool:

@@ -31,14 +31,21 @@ DEFAULT_CACHE_GIB = 160
 CHECKPOINT_FACTOR = {api.Quantization.FP8: 2.0, api.Quantization.BITSANDBYTES: 4.0}
 
 
-def cache_size_limit(spec: api.LLMDeploymentSpec, weights_bytes: int | None) -> str:
+def checkpoint_bytes(spec: api.LLMDeploymentSpec, weights_bytes: int | None) -> int | None:
+    """What the checkpoint weighs on disk: the planner's weights, times the factor of online quantization."""
+    if weights_bytes is None:
+        return None
+    return int(weights_bytes * CHECKPOINT_FACTOR.get(api.Quantization(spec.quantization), 1.0))
+
+
+def cache_size_limit(spec: api.LLMDeploymentSpec, weights_bytes: int | None, shared_cache: bool = False) -> str:
     """sizeLimit of the cache emptyDir: the checkpoint (when downloaded into it) plus headroom."""
-    if spec.model.uri.startswith("hf://"):
+    if spec.model.uri.startswith("hf://") and not shared_cache:
         if weights_bytes is None:
             return f"{DEFAULT_CACHE_GIB}Gi"
-        checkpoint = weights_bytes * CHECKPOINT_FACTOR.get(api.Quantization(spec.quantization), 1.0)
+        checkpoint = checkpoint_bytes(spec, weights_bytes) or 0
         return f"{math.ceil(checkpoint / GIB * CACHE_OVERHEAD + CACHE_HEADROOM_GIB)}Gi"
-    # pvc://, file://: read in place; s3://, gs://: streamed to the GPUs by the Run:ai streamer.
+    # pvc://, file:// and the shared cache: read in place; s3://, gs://: streamed by the Run:ai streamer.
     return f"{CACHE_HEADROOM_GIB}Gi"
 
 

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelfleet import api, drift, engines, render, status
+from modelfleet import api, cache, cachesync, drift, engines, render, startup, status
 from modelfleet.fitcheck import FitOutcome, check_fit
 from modelfleet.kube import Kube, KubeError
 
@@ -155,9 +155,12 @@ def engine_refusal(llm: api.LLMDeployment) -> FitOutcome | None:
     return FitOutcome(status.FitVerdict(False, "UnsupportedByEngine", "; ".join(map(str, problems))), None)
 
 
-def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None) -> Result:
+def reconcile(
+    body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None, cache_defaults: cache.CacheDefaults | None = None
+) -> Result:
     """Bring one LLMDeployment's children and status in line with its spec."""
     llm = api.LLMDeployment.model_validate(body)
+    defaults = cache_defaults or cache.CacheDefaults()
     fit = engine_refusal(llm) or fit or check_fit(llm)
     result = Result()
     existing: dict[str, dict[str, Any] | None] = {
@@ -167,14 +170,27 @@ def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None) -
 
     held = fit.verdict.fits is False
     deployment = existing["Deployment"]
+    cache_obs: status.CacheObserved | None = None
+    cache_state: status.CacheState | None = None
     if not held:
         weights = fit.report.weights_bytes if fit.report else None
+        planned = None
+        if cache.enabled(llm.spec, defaults):
+            # Other users only matter to a reclaim: Delete (one Retain keeps the data); Retain lists nothing.
+            wants_delete = llm.spec.model.cache.reclaim == api.CacheReclaim.DELETE
+            planned = cache.plan(llm, weights, defaults, cachesync.neighbours(kube, llm) if wants_delete else [])
+        if planned is not None:
+            cache_obs, cache_state = cachesync.sync(kube, planned, result.applied, result.events)
         choices = render.RenderChoices(
             replicas=applied_replicas(llm, existing["Deployment"], replicas),
             max_model_len=fit.max_model_len,
             weights_bytes=weights,
+            cache_claim=planned.name if isinstance(planned, cache.CachePlan) else None,
         )
         children = render.render(llm, choices)
+        if cache_state is not None and not cache_state.ready:
+            # Replicas start only from a complete cache; running ones keep their spec until it is.
+            children = [c for c in children if c["kind"] != "Deployment"]
         deployment = _apply_children(kube, body, children, existing, result)
     for event in result.events:  # what was done is said even if the status write below fails
         kube.event(body, event.type, event.reason, event.message)
@@ -190,11 +206,23 @@ def reconcile(body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None) -
         desired=replicas,
         fit=fit.verdict,
         observed=observed,
+        cache=cache_state,
+        downloads_in_pod=startup.downloads_in_pod(llm.spec, cache_state is not None),
     )
     previous: dict[str, Any] = body.get("status") or {}
     prev_conditions = previous.get("conditions") or []
+    if cache_obs is not None and cache_state is not None:
+        wanted["cache"] = status.cache_fields(cache_obs, cache_state)
+    elif not held:  # no cache (any more): its status and condition go
+        prev_conditions = [c for c in prev_conditions if c.get("type") != "CacheReady"]
+        if previous.get("cache") is not None:
+            wanted["cache"] = None
     wanted["conditions"] = status.merge_conditions(prev_conditions, wanted["conditions"], now_iso())
     result.status_patch = status.diff(previous, wanted)
+    if isinstance(result.status_patch.get("cache"), dict) and isinstance(previous.get("cache"), dict):
+        # A merge patch keeps keys it does not mention: clear the ones that no longer apply (lastError).
+        gone = {k: None for k in previous["cache"] if k not in result.status_patch["cache"]}
+        result.status_patch["cache"] = {**result.status_patch["cache"], **gone}
     if result.status_patch:
         kube.patch_status(llm.namespace, llm.name, result.status_patch, body["metadata"].get("resourceVersion"))
     transitions = status.transition_events(prev_conditions, wanted["conditions"])

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet import api, engines, hardening
+from modelfleet import api, engines, hardening, startup
 
 CONFIG_HASH_ANNOTATION = f"{api.GROUP}/config-hash"
 MODELS_MOUNT = "/models"
@@ -24,11 +24,13 @@ PRESTOP_SLEEP_SECONDS = 10
 @dataclass(frozen=True)
 class RenderChoices:
     """What the reconciler decided beyond the spec: replica count, the chosen context length, and
-    the planner's weight size (None when the model is unknown), which sizes the cache volume."""
+    the planner's weight size (None when the model is unknown), which sizes the cache volume, and
+    the shared model cache's claim when the model comes from one."""
 
     replicas: int
     max_model_len: int | None = None
     weights_bytes: int | None = None
+    cache_claim: str | None = None  # the shared model cache's PVC, mounted read-only (cache.py)
 
 
 def endpoint(llm: api.LLMDeployment) -> str:
@@ -44,6 +46,12 @@ def engine(llm: api.LLMDeployment) -> engines.Engine:
 def vllm_args(llm: api.LLMDeployment, choices: RenderChoices) -> list[str]:
     """The full server argument list (secrets never appear here: they come through env)."""
     return engine(llm).args(llm.spec, llm.served_name, choices.max_model_len, MODELS_MOUNT)
+
+
+def startup_seconds(llm: api.LLMDeployment, choices: RenderChoices) -> int:
+    """The startup probe's budget: the spec's, else from the checkpoint size (startup.py)."""
+    checkpoint = hardening.checkpoint_bytes(llm.spec, choices.weights_bytes)
+    return startup.budget_seconds(llm.spec, checkpoint, choices.cache_claim is not None)
 
 
 def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -65,7 +73,7 @@ def _resources(spec: api.LLMDeploymentSpec) -> dict[str, Any]:
 
 def _volumes(llm: api.LLMDeployment, choices: RenderChoices) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     spec = llm.spec
-    cache_limit = hardening.cache_size_limit(spec, choices.weights_bytes)
+    cache_limit = hardening.cache_size_limit(spec, choices.weights_bytes, choices.cache_claim is not None)
     volumes: list[dict[str, Any]] = [
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.engine.shm_size}},
         {"name": "cache", "emptyDir": {"sizeLimit": cache_limit}},
@@ -79,6 +87,10 @@ def _volumes(llm: api.LLMDeployment, choices: RenderChoices) -> tuple[list[dict[
         claim = rest.split("/", 1)[0]
         volumes.append({"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
         mounts.append({"name": "model", "mountPath": f"{MODELS_MOUNT}/{claim}", "readOnly": True})
+    if choices.cache_claim is not None:
+        source = {"claimName": choices.cache_claim, "readOnly": True}
+        volumes.append({"name": "model-cache", "persistentVolumeClaim": source})
+        mounts.append({"name": "model-cache", "mountPath": engine(llm).cache_mount, "readOnly": True})
     extra_volumes, extra_mounts = hardening.credentials_volume(spec)
     return volumes + extra_volumes, mounts + extra_mounts
 
@@ -92,13 +104,14 @@ def _container(llm: api.LLMDeployment, choices: RenderChoices, mounts: list[dict
         "command": list(server.command),
         "args": server.args(spec, llm.served_name, choices.max_model_len, MODELS_MOUNT),
         # The engine's variables, then every runtime cache into the cache volume and the storage credentials.
-        "env": [*server.env(spec), *hardening.cache_env(), *hardening.credentials_env(spec)],
+        "env": [*server.env(spec), *hardening.cache_env(), *hardening.credentials_env(spec),
+                *(server.cache_env() if choices.cache_claim else [])],
         "ports": [{"name": "http", "containerPort": server.port, "protocol": "TCP"}],
         "resources": _resources(spec),
         "volumeMounts": mounts,
         # Loading weights (disk -> RAM -> GPU -> warm-up) can take many minutes: the startup
         # probe holds liveness off until /health answers, up to startupTimeoutSeconds.
-        "startupProbe": _probe(server.health_path, 10, max(1, math.ceil(spec.engine.startup_timeout_seconds / 10))),
+        "startupProbe": _probe(server.health_path, 10, max(1, math.ceil(startup_seconds(llm, choices) / 10))),
         "readinessProbe": _probe(server.health_path, 5, 3),
         "livenessProbe": _probe(server.health_path, 10, 6),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
@@ -148,7 +161,7 @@ def _metadata(llm: api.LLMDeployment) -> dict[str, Any]:
 def deployment(llm: api.LLMDeployment, choices: RenderChoices) -> dict[str, Any]:
     """The vLLM Deployment."""
     labels = api.labels(llm.name)
-    startup = llm.spec.engine.startup_timeout_seconds
+    startup = startup_seconds(llm, choices)
     body: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from modelfleet.cache import CacheDefaults
 
 MetricsMode = Literal["prometheus", "scrape", "off"]
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -108,6 +110,7 @@ class Settings:
     lease_duration_seconds: int = 8
     lease_renew_deadline_seconds: int = 5
     lease_retry_seconds: int = 2
+    cache: CacheDefaults = field(default_factory=CacheDefaults)  # spec.model.cache defaults (chart values cache.*)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -144,6 +147,7 @@ class Settings:
             lease_duration_seconds=_int(env, "MODELFLEET_LEASE_DURATION_SECONDS", 8),
             lease_renew_deadline_seconds=_int(env, "MODELFLEET_LEASE_RENEW_DEADLINE_SECONDS", 5),
             lease_retry_seconds=_int(env, "MODELFLEET_LEASE_RETRY_SECONDS", 2),
+            cache=cache_defaults(env),
         ).checked()
 
     def checked(self) -> Settings:
@@ -154,3 +158,26 @@ class Settings:
                 f"{self.lease_retry_seconds} / {self.lease_renew_deadline_seconds} / {self.lease_duration_seconds}"
             )
         return self
+
+
+ACCESS_MODES = ("ReadWriteMany", "ReadWriteOnce")
+
+
+def cache_defaults(env: dict[str, str]) -> CacheDefaults:
+    """The model-cache defaults from MODELFLEET_CACHE_* (the chart's cache.* values)."""
+    mode = env.get("MODELFLEET_CACHE_ACCESS_MODE", "") or "ReadWriteMany"
+    if mode not in ACCESS_MODES:
+        raise SettingsError(f"MODELFLEET_CACHE_ACCESS_MODE={mode!r}: use {' or '.join(ACCESS_MODES)}")
+    storage_class = env.get("MODELFLEET_CACHE_STORAGE_CLASS", "").strip() or None
+    if storage_class and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", storage_class):
+        raise SettingsError(f"MODELFLEET_CACHE_STORAGE_CLASS={storage_class!r} is not a StorageClass name")
+    backoff = env.get("MODELFLEET_CACHE_BACKOFF_LIMIT", "").strip()
+    if backoff and not backoff.isdigit():
+        raise SettingsError(f"MODELFLEET_CACHE_BACKOFF_LIMIT={backoff!r} is not a whole number >= 0")
+    return CacheDefaults(
+        enabled=_bool(env, "MODELFLEET_CACHE_ENABLED", False),
+        storage_class_name=storage_class,
+        access_mode=mode,
+        headroom_percent=_int(env, "MODELFLEET_CACHE_HEADROOM_PERCENT", 10),
+        backoff_limit=int(backoff) if backoff else 6,
+    )

@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
-from modelfleet import reconcile
+from modelfleet import api, cache, reconcile
 from modelfleet.kube import KubeError
 from modelfleet.registry import DEPLOYMENT, LLM, POD, REPLICASET, namespace_matcher
 from modelfleet.runtime import RUNTIME
@@ -88,7 +88,7 @@ def reconcile_one(
                 return None
             assert body is not None
             try:
-                result = reconcile.reconcile(body, RUNTIME.kube)
+                result = reconcile.reconcile(body, RUNTIME.kube, cache_defaults=RUNTIME.settings.cache)
             except KubeError as exc:
                 # The body was older than the object (our own last status write, not yet seen in the
                 # watch): read it fresh and try once more instead of failing into a retry loop.
@@ -99,7 +99,7 @@ def reconcile_one(
                 if _gone(body):
                     return None
                 assert body is not None
-                result = reconcile.reconcile(body, RUNTIME.kube)
+                result = reconcile.reconcile(body, RUNTIME.kube, cache_defaults=RUNTIME.settings.cache)
     except Exception:
         RECONCILES.labels("error").inc()
         raise
@@ -128,6 +128,10 @@ async def resync_round() -> None:
         except (KubeError, ValidationError) as exc:
             failures.append(f"{namespace}/{name}: {exc}")
             log.warning("resync of %s/%s failed, next round retries: %s", namespace, name, exc)
+    try:
+        await asyncio.to_thread(reclaim_caches)
+    except KubeError as exc:
+        log.warning("reclaiming unused model caches failed, next round retries: %s", exc)
     RESYNC_ROUNDS.inc()
     if keys and len(failures) == len(keys):
         raise RoundFailed(f"all {len(keys)} reconciles failed; first: {failures[0]}"[:600])
@@ -159,3 +163,31 @@ async def relist_round() -> None:
         forget(namespace, name)
     for kind, count in registry.size().items():
         REGISTRY_SIZE.labels(kind).set(count)
+
+
+def reclaim_caches() -> list[tuple[str, str]]:
+    """Delete the model caches (PVC + Job) whose users are all gone and asked for `reclaim: Delete`.
+
+    Level-based, from a fresh LIST of LLMDeployments (never the registry, which may not have caught up): a
+    cache deleted while the operator was down is found on the next round.
+    """
+    kube, match = RUNTIME.kube, namespace_matcher(RUNTIME.settings.namespaces)
+    selector = cache.CACHE_LABEL  # the label's presence
+    claims: dict[str, list[dict[str, Any]]] = {}
+    for scope in _list_scope():
+        for claim in kube.list_cache_claims(scope, selector):
+            meta = claim["metadata"]
+            if match(meta["namespace"]) and (meta.get("annotations") or {}).get(cache.RECLAIM_ANNOTATION) == "Delete":
+                claims.setdefault(meta["namespace"], []).append(claim)
+    deleted = []
+    for namespace, found in claims.items():
+        try:
+            llms = [api.LLMDeployment.model_validate(item) for item in kube.list_watched(api.KIND, namespace)]
+        except ValidationError:
+            continue  # an LLMDeployment we cannot read may be a user: delete nothing in its namespace
+        for name in cache.reclaimable(found, llms, RUNTIME.settings.cache):
+            log.info("model cache %s/%s has no users left and reclaim is Delete: deleting its Job and PVC",
+                     namespace, name)
+            kube.delete_cache(namespace, name)
+            deleted.append((namespace, name))
+    return deleted

@@ -242,6 +242,7 @@ PROBE_VALUES: dict[str, tuple[str, Any]] = {
     "port": ("1234", 1234),
     "model": ("probe/other", "probe/other"),
     "api_key": ("probe-key", ["probe-key"]),
+    "revision": ("probe-rev", "probe-rev"),
 }
 
 

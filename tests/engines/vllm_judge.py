@@ -34,6 +34,7 @@ DESTS = (
     "enable_prefix_caching",
     "api_key",
     "load_format",
+    "revision",
 )
 
 

@@ -99,6 +99,15 @@ class Engine(Protocol):
         """The container's environment entries for a spec."""
         ...
 
+    @property
+    def cache_mount(self) -> str:
+        """Where a replica mounts the shared model cache (read-only)."""
+        ...
+
+    def cache_env(self) -> list[dict[str, Any]]:
+        """Extra environment of a replica that serves from the shared model cache."""
+        ...
+
     def problems(self, spec: LLMDeploymentSpec) -> list[EngineSpecError]:
         """What in the spec this release cannot do (empty: it can serve it)."""
         ...

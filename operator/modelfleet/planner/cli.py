@@ -164,6 +164,22 @@ def load_deployments(filename: str) -> list[LLMDeployment]:
         raise PlanInputError(str(exc)) from None
 
 
+def _checked_cache(llm: LLMDeployment, report: FitReport) -> FitReport:
+    """A model cache the spec cannot have (smaller than the checkpoint, a URI it cannot fetch) is bad input."""
+    import os
+
+    from modelfleet import cache
+    from modelfleet.settings import SettingsError, cache_defaults
+
+    try:
+        planned = cache.plan(llm, report.weights_bytes, cache_defaults(dict(os.environ)))
+    except SettingsError as exc:
+        raise PlanInputError(str(exc)) from None
+    if isinstance(planned, cache.CacheRefusal):
+        raise PlanInputError(f"{llm.name}: {planned.message}")
+    return report
+
+
 def _run(args: argparse.Namespace) -> list[tuple[str, dict[str, str], FitReport]]:
     if args.output not in ("table", "json"):
         raise PlanInputError(f"-o must be table or json, got {args.output!r}")
@@ -173,7 +189,7 @@ def _run(args: argparse.Namespace) -> list[tuple[str, dict[str, str], FitReport]
         if args.vllm_version:
             raise PlanInputError("--vllm-version applies to flags; with -f the version is spec.engine.image's tag")
         return [
-            (d.name, {"name": d.name, "namespace": d.namespace}, plan_spec(d.spec))
+            (d.name, {"name": d.name, "namespace": d.namespace}, _checked_cache(d, plan_spec(d.spec)))
             for d in load_deployments(args.filename)
         ]
     report = _plan_flags(args)

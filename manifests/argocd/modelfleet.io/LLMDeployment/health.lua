@@ -7,8 +7,11 @@
 --   no status yet, or status for an older generation  -> Progressing
 --   Fits=False (the model cannot fit the GPUs)          -> Degraded, with its message
 --   Degraded=True                                       -> Degraded, with its message
+--   Progressing=True (a rollout or scale-up under way)  -> Progressing, with its message, even while
+--                                                          old replicas keep Ready=True (as Argo CD
+--                                                          rates a Deployment mid-rollout)
 --   Ready=True                                          -> Healthy
---   otherwise (rolling out, scaling, loading the model) -> Progressing
+--   otherwise (loading the model)                       -> Progressing
 local hs = {}
 
 local function find(conditions, ctype)
@@ -47,27 +50,23 @@ if generation ~= nil and status.observedGeneration ~= generation then
   return hs
 end
 
-local fits = find(status.conditions, "Fits")
-if fits ~= nil and fits.status == "False" then
-  hs.status = "Degraded"
-  hs.message = message_of(fits, "The model does not fit the GPUs of one replica")
-  return hs
-end
-
-local degraded = find(status.conditions, "Degraded")
-if degraded ~= nil and degraded.status == "True" then
-  hs.status = "Degraded"
-  hs.message = message_of(degraded, "Degraded")
-  return hs
-end
-
-local ready = find(status.conditions, "Ready")
-if ready ~= nil and ready.status == "True" then
-  hs.status = "Healthy"
-  hs.message = message_of(ready, "Ready")
-  return hs
+-- The first rule whose condition has the given status decides, in this order.
+local rules = {
+  {"Fits", "False", "Degraded", "The model does not fit the GPUs of one replica"},
+  {"Degraded", "True", "Degraded", "Degraded"},
+  {"Progressing", "True", "Progressing", "Rolling out"},
+  {"Ready", "True", "Healthy", "Ready"},
+}
+for _, rule in ipairs(rules) do
+  local c = find(status.conditions, rule[1])
+  if c ~= nil and c.status == rule[2] then
+    hs.status = rule[3]
+    hs.message = message_of(c, rule[4])
+    return hs
+  end
 end
 
 hs.status = "Progressing"
-hs.message = message_of(find(status.conditions, "Progressing"), message_of(ready, "Waiting for replicas to become ready"))
+hs.message = message_of(find(status.conditions, "Progressing"),
+  message_of(find(status.conditions, "Ready"), "Waiting for replicas to become ready"))
 return hs

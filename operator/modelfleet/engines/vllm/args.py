@@ -64,6 +64,8 @@ def serve_args(
         "--max-num-seqs",
         str(spec.engine.max_num_seqs),
     ]
+    if spec.model.revision:
+        args += ["--revision", spec.model.revision]
     if spec.quantization != "none":
         args += ["--quantization", str(spec.quantization)]
     max_model_len = max_model_len_value(spec, planned_max_model_len, table)

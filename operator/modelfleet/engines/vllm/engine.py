@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from modelfleet.engines.base import EngineSpecError, MetricNames
 from modelfleet.engines.vllm import argcheck
 from modelfleet.engines.vllm import args as vllm_args
+from modelfleet.engines.vllm import cache as vllm_cache
 from modelfleet.engines.vllm.owned import OWNED_DESTS, OWNED_ENV, owned_flags
 from modelfleet.engines.vllm.table import FlagTable
 from modelfleet.engines.vllm.table import load as load_table
@@ -112,6 +113,12 @@ class VLLMEngine:
     def env(self, spec: LLMDeploymentSpec) -> list[dict[str, Any]]:
         """Container environment."""
         return vllm_args.env(spec)
+
+    cache_mount: str = vllm_cache.CACHE_MOUNT
+
+    def cache_env(self) -> list[dict[str, Any]]:
+        """Extra environment of a replica that serves from the shared model cache (offline, read-only)."""
+        return list(vllm_cache.replica_env())
 
     def problems(self, spec: LLMDeploymentSpec) -> list[EngineSpecError]:
         """Spec values this release's parser would refuse (quantization method, KV-cache dtype), and

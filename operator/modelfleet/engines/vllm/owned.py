@@ -16,6 +16,7 @@ OWNED_DESTS: dict[str, str] = {
     "model_tag": "model.uri",
     "model": "model.uri",
     "served_model_name": "model.servedName",
+    "revision": "model.revision",
     "tensor_parallel_size": "gpu.count",
     "quantization": "quantization",
     "max_model_len": "engine.maxModelLen",
