@@ -53,19 +53,35 @@ PHASES = [(60, 3), (120, 16), (90, 7)]
 QUICK_PHASES = [(20, 3), (60, 16), (40, 7)]
 
 
-def model_check(watch: HpaWatch, threshold: float, min_r: int, max_r: int) -> tuple[int, int, list[str]]:
-    """Feed the simulator's KEDA model each HPA status the real HPA reported; (agree, total, rows)."""
+def model_check(samples: list[tuple[float, float | None, int, int]], threshold: float, min_r: int,
+                max_r: int, sync: float = 15.0) -> tuple[int, int, list[str]]:
+    """Feed the simulator's KEDA model each HPA status the real HPA reported; (agree, total, rows).
+
+    The HPA writes its status at every sync, but only changes are visible: between two recorded
+    statuses the same one is repeated every `sync` seconds (what the HPA's scale-down window saw).
+    """
     from modelfleet.autoscaler.simulate.baselines import HpaBehavior, external_average_replicas
 
+    feed: list[tuple[float, float, int, int | None]] = []
+    usable = [(t, a, c, d) for t, a, c, d in samples if a is not None and c > 0]
+    for i, (t, avg, current, desired) in enumerate(usable):
+        feed.append((t, avg, current, desired))
+        nxt = usable[i + 1][0] if i + 1 < len(usable) else t
+        k = 1
+        while t + k * sync < nxt - 1.0:
+            feed.append((t + k * sync, avg, current, None))  # an unchanged sync: nothing to compare
+            k += 1
     behavior = HpaBehavior(min_r, max_r)
     agree, rows = 0, []
-    for t, avg, current, desired in watch.samples:
-        if avg is None or current == 0:
-            continue
-        total = avg * current  # AverageValue: the HPA reports the query's total over current replicas
+    for t, avg, current, desired in feed:
+        # AverageValue: the HPA reports the query's total over the current replicas, as a milli-quantity
+        # rounded up; the total of vllm:num_requests_waiting is a count, so round it back.
+        total = float(round(avg * current))
         model = behavior.apply(external_average_replicas(total, current, threshold), current, t)
+        if desired is None:
+            continue
         agree += model == desired
-        rows.append(f"  +{t:6.1f}s metric avg {avg:6.3f} x {current} = total {total:6.2f}: HPA desired {desired}, "
+        rows.append(f"  +{t:6.1f}s metric avg {avg:6.3f} x {current} = total {total:4.0f}: HPA desired {desired}, "
                     f"model {model}{'' if model == desired else '   <-- differs'}")
     return agree, len(rows), rows
 
@@ -140,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"load: {phases} (seconds, clients) on each deployment", file=sys.stderr)
             ok = {n: 0 for n in fleets}
             failed = {n: 0 for n in fleets}
+            marks = []
             for seconds, clients in phases:
+                marks.append(f"+{time.monotonic() - recs['kd'].started:.0f}s {clients} clients")
                 loads = {n: Load(f, clients=clients, seconds=seconds) for n, f in fleets.items()}
                 for ld in loads.values():
                     ld.__enter__()
@@ -149,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                     ok[n] += ld.ok
                     failed[n] += ld.failed
             t_load_end = time.time()
+            marks.append(f"+{time.monotonic() - recs['kd'].started:.0f}s load off")
             print(f"load done; waiting up to {window + 90}s for both to scale back to 1", file=sys.stderr)
             try:
                 wait_for(lambda: all(r.current("deployment") == 1 for r in recs.values()), timeout=window + 90,
@@ -164,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             span = int(t_end - t_start) + 1
             figures = {n: prom_figures(prom, ns, n, span) for n in fleets}
             events = hpa_events(cluster, ns, hpa_name("kd"))
-            agree, total, rows = model_check(watch, KEDA_THRESHOLD, 1, MAX)
+            agree, total, rows = model_check(watch.samples, KEDA_THRESHOLD, 1, MAX)
     finally:
         op.proc.terminate()
         op.proc.wait(timeout=20)
@@ -184,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {n} | {settings[n]} | {fmt(f['p95_queue_s'])} | {fmt(f['mean_queue_s'])} | "
               f"{fmt(f['requests'], '.0f')} | {fmt(f['replica_seconds'], '.0f')} | {fmt(f['peak_replicas'], '.0f')} |")
     print(f"client side: {ok} ok, {failed} failed (a request in flight on a removed pod fails)")
+    print(f"load phases (recorder time): {', '.join(marks)}")
     for n, r in recs.items():
         print(f"\nreplica changes of {n} (t from the recorder start; llm = spec.replicas, deployment = child):\n"
               f"{r.table()}")
