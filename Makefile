@@ -33,7 +33,7 @@ vllm-table: ## regenerate the flag/metric table of one vLLM release: make vllm-t
 	  { test -f scripts/vllm_constraints/$(VERSION).txt || \
 	    $$dir/bin/python -m pip freeze --disable-pip-version-check > scripts/vllm_constraints/$(VERSION).txt; }
 
-tools: ## build and cache Kubernetes, etcd, KWOK, Helm and Argo CD (first run ~30 min), install Prometheus and Redis
+tools: ## build and cache Kubernetes, etcd, KWOK, Helm, Argo CD and KEDA (first run ~30 min + KEDA ~17 CPU-min), install Prometheus and Redis
 	e2e/cluster build
 
 generate: venv ## regenerate crds/, the chart's CRD, manifests/, the dashboard and alert rules from their sources

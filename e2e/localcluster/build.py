@@ -171,9 +171,10 @@ def ensure_prometheus() -> None:
     apt_install(config.PROMETHEUS_DEB, config.binary("prometheus"))
 
 
-def ensure_all(*, helm: bool = True, prometheus: bool = True, argocd: bool = False) -> None:
-    """Build whatever is missing (Argo CD and its Redis only if asked). Raises BuildError."""
+def ensure_all(*, helm: bool = True, prometheus: bool = True, argocd: bool = False, keda: bool = False) -> None:
+    """Build whatever is missing (Argo CD and its Redis, KEDA only if asked). Raises BuildError."""
     from . import argocd as argo  # argocd uses this module
+    from . import keda as keda_build  # so does keda
 
     with build_lock():
         build_k8s()
@@ -182,6 +183,8 @@ def ensure_all(*, helm: bool = True, prometheus: bool = True, argocd: bool = Fal
             go_install("helm.sh/helm/v3/cmd/helm", config.HELM_VERSION, config.binary("helm"), helm_ldflags())
         if argocd:
             argo.ensure_built()
+        if keda:
+            keda_build.ensure_built()
     if prometheus:
         ensure_prometheus()
     if argocd:

@@ -43,13 +43,16 @@ def parser() -> argparse.ArgumentParser:
     upp.add_argument("--with-argocd", action="store_true",
                      help="also run Argo CD (application controller, repo server, Redis) and a git server "
                           "(`status --json` gives git_url); builds Argo CD on first use")
+    upp.add_argument("--with-keda", action="store_true",
+                     help=f"also start KEDA {config.KEDA_VERSION} (operator + external-metrics API server) and wait "
+                          "until its APIService is Available (added to a cluster that is already up)")
     upp.add_argument("--taint", action="store_true",
                      help="taint nodes kwok.x-k8s.io/node=fake:NoSchedule (pods then need the toleration)")
     sub.add_parser("down", help="stop every process it started and remove the state dir")
     st = sub.add_parser("status", help="what runs, on which ports, and where the logs are (exit 1 if not up)")
     st.add_argument("--json", action="store_true", help="print state.json (plus \"up\") as JSON")
     sub.add_parser("env", help="print KUBECONFIG=<path> if the cluster is up (exit 1 if not)")
-    sub.add_parser("build", help="build and cache every binary (Kubernetes, etcd, kwok, helm, Argo CD), "
+    sub.add_parser("build", help="build and cache every binary (Kubernetes, etcd, kwok, helm, Argo CD, KEDA), "
                                  "install Prometheus and Redis")
     for verb, text in (
         ("stop", "stop one component on purpose (a fault for tests); `status` shows it stopped"),
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.verb == "up":
             return cluster.up(args.nodes, args.gpus_per_node, args.with_prometheus, taint=args.taint,
-                              with_argocd=args.with_argocd)
+                              with_argocd=args.with_argocd, with_keda=args.with_keda)
         if args.verb == "down":
             return cluster.down()
         if args.verb == "status":
@@ -80,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb in ("stop", "start", "restart"):
             return faults.run(args.verb, args.component, kill=getattr(args, "kill", False))
         if args.verb == "build":
-            build.ensure_all(helm=True, prometheus=True, argocd=True)
-            for name in (*config.K8S_BINARIES, "kwok", "helm", "prometheus"):
+            build.ensure_all(helm=True, prometheus=True, argocd=True, keda=True)
+            for name in (*config.K8S_BINARIES, "kwok", "helm", "prometheus", *config.KEDA_BINARIES):
                 print(f"{name:<24} {config.binary(name)}")
             print(f"{'argocd':<24} {argocd.binary()}\n{'redis-server':<24} {argocd.redis_binary()}")
             return 0

@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import argocd, build, config, kubeconfig, nodes, pki, procs, prometheus, state
+from . import argocd, build, config, keda, kubeconfig, nodes, pki, procs, prometheus, state
 from .components import PORT_NAMES, Component, Layout, control_plane
 from .procs import StartError
 
-STOP_ORDER = ["prometheus", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
+STOP_ORDER = [*keda.NAMES, "prometheus", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
 # Add-ons: their death is repaired by `up --with-...`, not by rebuilding the cluster; stopped first.
-ADDONS = ("prometheus", *argocd.COMPONENTS)
+ADDONS = ("prometheus", *argocd.COMPONENTS, *keda.NAMES)
 
 
 def log(msg: str) -> None:
@@ -62,7 +62,8 @@ def _healthy(c: Component, p: pki.Pki) -> bool:
 
 
 def _known_binaries() -> set[str]:
-    return {str(config.binary(b)) for b in (*config.K8S_BINARIES, "kwok", "prometheus")} | argocd.binaries()
+    return ({str(config.binary(b)) for b in (*config.K8S_BINARIES, *config.KEDA_BINARIES, "kwok", "prometheus")}
+            | argocd.binaries())
 
 
 def _our_pids(lay: Layout, st: dict[str, Any] | None) -> list[int]:
@@ -118,7 +119,8 @@ class Starter:
         self.lay, self.pki, self.st = lay, p, st
 
     def start(self, c: Component) -> None:
-        pid = procs.start(c.cmd, self.lay.log(c.name), cwd=self.lay.root)
+        pid = procs.start(c.cmd, self.lay.log(c.name), cwd=self.lay.root,
+                          env={**os.environ, **c.env} if c.env else None)
         self.st["pids"][c.name] = pid
         self.st["binaries"][c.name] = c.binary
         self.st["logs"][c.name] = str(self.lay.log(c.name))
@@ -190,7 +192,8 @@ def _start_argocd(lay: Layout, st: dict[str, Any]) -> None:
         log(f"Argo CD running; git server {st['git_url']}")
 
 
-def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False, with_argocd: bool = False) -> int:
+def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False, with_argocd: bool = False,
+       with_keda: bool = False) -> int:
     lay = layout()
     t0 = time.monotonic()
     with state_lock(lay):
@@ -214,6 +217,8 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False, with
                     print(f"[cluster] Argo CD failed to start: {e}\n{procs.tail(lay.log(e.component or 'redis'))}",
                           file=sys.stderr)
                     return 1
+            if with_keda and not keda.running(st) and _start_keda(lay, st):
+                return 1
             print(_kubeconfig_line(st))
             return 0
         old = state.load(lay.state_file)
@@ -222,7 +227,7 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False, with
             log(f"cleaning up a previous run in {lay.root} (stopping {len(leftovers)} stale processes)")
             stop_all(leftovers)
             shutil.rmtree(lay.root, ignore_errors=True)
-        build.ensure_all(helm=True, prometheus=with_prometheus, argocd=with_argocd)
+        build.ensure_all(helm=True, prometheus=with_prometheus, argocd=with_argocd, keda=with_keda)
         t_build = time.monotonic()
         lay.root.mkdir(parents=True, exist_ok=True)
         lay.logs.mkdir(exist_ok=True)
@@ -269,6 +274,8 @@ def up(n_nodes: int, gpus: int, with_prometheus: bool, taint: bool = False, with
                        component="kube-controller-manager")
             if with_argocd:
                 _start_argocd(lay, st)
+            if with_keda:
+                keda.start(lay, st, p, starter, api)
         except StartError as e:
             return _fail(lay, st, e)
         except (RuntimeError, OSError) as e:
@@ -291,7 +298,7 @@ def _start_stopped(lay: Layout) -> dict[str, Any] | None:
         return None
     stopped = set(st["stopped"])
     for name, pid in st.get("pids", {}).items():
-        if name not in stopped and name != "prometheus" and not procs.is_ours(pid, st["binaries"][name]):
+        if name not in stopped and name not in ADDONS and not procs.is_ours(pid, st["binaries"][name]):
             return None  # something crashed besides: rebuild as before
     log(f"starting what `e2e/cluster stop` stopped: {', '.join(st['stopped'])}")
     try:
@@ -300,6 +307,22 @@ def _start_stopped(lay: Layout) -> dict[str, Any] | None:
         log(f"could not start them ({e}); rebuilding the cluster")
         return None
     return is_up(lay)
+
+
+def _start_keda(lay: Layout, st: dict[str, Any]) -> int:
+    """Start KEDA on a cluster that is up; on failure stop only KEDA (the cluster stays). 0 on success."""
+    with build.build_lock():
+        keda.ensure_built()
+    p = pki.Pki(lay.pki_dir)
+    log("starting KEDA")
+    try:
+        keda.start(lay, st, p, Starter(lay, p, st), Api(st["server"], p))
+    except (StartError, RuntimeError, OSError) as e:
+        name = getattr(e, "component", None) or keda.OPERATOR
+        print(f"[cluster] KEDA failed to start: {e}\n{procs.tail(lay.log(name))}", file=sys.stderr)
+        procs.stop([st["pids"][n] for n in keda.NAMES if n in st["pids"]])
+        return 1
+    return 0
 
 
 def _prom_fail(lay: Layout, e: StartError) -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config, kwokstages
-from .pki import Pki
+from .pki import FRONT_PROXY_CLIENT, Pki
 
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
@@ -19,6 +19,7 @@ class Component:
     health_url: str | None  # polled until it answers 200 "ok"
     health_needs_client_cert: bool = False
     depends_on: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment it starts with
 
     @property
     def cmd(self) -> list[str]:
@@ -70,6 +71,25 @@ class Layout:
         return self.kubeconfigs / f"{name}.kubeconfig"
 
 
+def aggregation_flags(pki: Pki) -> list[str]:
+    """The aggregation layer (APIService -> an extension API server such as KEDA's metrics server).
+
+    On for every cluster: it costs one CA and one client certificate, and with it an add-on can join
+    a cluster that is already up. No --enable-aggregator-routing: an out-of-cluster server is reached
+    through an ExternalName Service (localhost), which only the default ClusterIP-style resolver
+    supports; routing to endpoints would need an EndpointSlice, and those refuse loopback addresses.
+    """
+    return [
+        f"--requestheader-client-ca-file={pki.front_proxy_ca_crt}",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-username-headers=X-Remote-User",
+        f"--proxy-client-cert-file={pki.crt(FRONT_PROXY_CLIENT)}",
+        f"--proxy-client-key-file={pki.key(FRONT_PROXY_CLIENT)}",
+    ]
+
+
 def control_plane(lay: Layout, pki: Pki, ports: dict[str, int]) -> list[Component]:
     """The components in start order. ports: etcd, etcd-peer, kube-apiserver, kube-controller-manager,
     kube-scheduler, kwok."""
@@ -102,6 +122,7 @@ def control_plane(lay: Layout, pki: Pki, ports: dict[str, int]) -> list[Componen
             f"--service-account-signing-key-file={pki.sa_key}",
             f"--service-cluster-ip-range={config.SERVICE_CLUSTER_IP_RANGE}",
             "--allow-privileged=true", "--profiling=false", "--v=1",
+            *aggregation_flags(pki),
         ],
         health_url=f"https://127.0.0.1:{ports['kube-apiserver']}/readyz",
         health_needs_client_cert=True,

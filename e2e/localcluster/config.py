@@ -11,6 +11,9 @@ KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.21.4"
 HELM_K8S_MINOR = "36"  # helm v3.21.4 builds against k8s.io/client-go v0.36.x
 PROMETHEUS_DEB = "prometheus"  # Debian package, provides /usr/bin/prometheus
+KEDA_VERSION = "v2.21.0"  # also pinned in e2e/tools/keda/go.mod (github.com/kedacore/keda/v2)
+KEDA_MODULE = "github.com/kedacore/keda/v2"
+KEDA_BINARIES = ("keda-operator", "keda-adapter")  # built from cmd/operator and cmd/adapter
 
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd")
 
@@ -65,10 +68,16 @@ def helm_bin_dir() -> Path:
     return cache_root() / "bin" / f"helm-{HELM_VERSION}"
 
 
+def keda_bin_dir() -> Path:
+    return cache_root() / "bin" / f"keda-{KEDA_VERSION}"
+
+
 def binary(name: str) -> Path:
-    """Path of a cached tool: one of K8S_BINARIES, 'kwok', 'helm' or 'prometheus'."""
+    """Path of a cached tool: one of K8S_BINARIES, KEDA_BINARIES, 'kwok', 'helm' or 'prometheus'."""
     if name in K8S_BINARIES:
         return k8s_bin_dir() / name
+    if name in KEDA_BINARIES:
+        return keda_bin_dir() / name
     if name == "kwok":
         return kwok_bin_dir() / "kwok"
     if name == "helm":
@@ -81,3 +90,14 @@ def binary(name: str) -> Path:
 def tools_module_dir() -> Path:
     """e2e/tools: the wrapper Go module that pins Kubernetes and etcd."""
     return Path(__file__).resolve().parent.parent / "tools"
+
+
+def keda_module_dir() -> Path:
+    """e2e/tools/keda: the wrapper Go module that pins KEDA (its own module: KEDA's dependencies
+    would otherwise move Kubernetes' in e2e/tools)."""
+    return tools_module_dir() / "keda"
+
+
+def keda_source_dir() -> Path:
+    """KEDA's module source in the Go module cache (config/crd/bases holds its CRDs)."""
+    return gomodcache() / f"{KEDA_MODULE}@{KEDA_VERSION}"

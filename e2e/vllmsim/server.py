@@ -12,7 +12,8 @@ it); ``--old-metric-names`` emits the deprecated KV-usage name (``vllm:gpu_cache
 vLLM 0.11 exports with ``--show-hidden-metrics-for-version=0.10``) instead of the current one.
 KV-cache usage is simulated as running / max-num-seqs. The latency histograms
 (``vllm:time_to_first_token_seconds``, ``vllm:inter_token_latency_seconds``,
-``vllm:e2e_request_latency_seconds``) use vLLM 0.32.0's default buckets: the first token comes
+``vllm:e2e_request_latency_seconds``, ``vllm:request_queue_time_seconds``) use vLLM 0.32.0's default
+buckets: the queue time is the wait for a slot, the first token comes
 ``ttft + 1 / tokens_per_second`` after a slot is free (queue wait included, as in vLLM), each later
 token ``1 / tokens_per_second`` after the previous one. ``vllm:num_preemptions_total`` stays 0 (the
 simulator never runs out of KV cache), and ``vllm:request_success_total`` has every
@@ -42,6 +43,7 @@ SUCCESS, PROMPT_TOKENS, GENERATION_TOKENS = "vllm:request_success", "vllm:prompt
 PREEMPTIONS = "vllm:num_preemptions"
 # Histograms (base names); the TTFT one is the table's `ttft` role.
 ITL, E2E = "vllm:inter_token_latency_seconds", "vllm:e2e_request_latency_seconds"
+QUEUE = "vllm:request_queue_time_seconds"  # time in WAITING, on vLLM's request-latency buckets as in vLLM
 
 # vLLM 0.32.0's default buckets (vllm/v1/metrics/buckets.py).
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
@@ -91,6 +93,7 @@ def _latency_histograms() -> dict[str, Histogram]:
         "ttft": Histogram(ttft, "Histogram of time to first token in seconds.", TTFT_BUCKETS),
         "itl": Histogram(ITL, "Histogram of inter-token latency in seconds.", ITL_BUCKETS),
         "e2e": Histogram(E2E, "Histogram of e2e request latency in seconds.", REQUEST_LATENCY_BUCKETS),
+        "queue": Histogram(QUEUE, "Histogram of time spent in WAITING phase for request.", REQUEST_LATENCY_BUCKETS),
     }
 
 
@@ -135,6 +138,7 @@ class Engine:
             self.success += 1
             self.generation_tokens += max_tokens
             self.latency["ttft"].observe(wait + self.ttft + step)
+            self.latency["queue"].observe(wait)
             if max_tokens > 1:
                 self.latency["itl"].observe(step, max_tokens - 1)
             self.latency["e2e"].observe(time.monotonic() - arrived)

@@ -75,6 +75,11 @@ def test_latency_histograms_preemptions_and_finish_reasons_as_vllm_exports_them(
         ttft = buckets(base, "vllm:time_to_first_token_seconds")
         assert (ttft["0.01"], ttft["0.04"], ttft["0.1"], ttft["0.25"]) == (0, 1, 1, 3), ttft
         assert m["vllm:e2e_request_latency_seconds_count"] == 3
+        # Queue waits of about 0, 0.1 and 0.2 s (one slot held 0.1 s a request): all below vLLM's first
+        # request-latency bucket (0.3), summing to ~0.3 s.
+        assert m["vllm:request_queue_time_seconds_count"] == 3
+        assert 0.25 < m["vllm:request_queue_time_seconds_sum"] < 0.5, m["vllm:request_queue_time_seconds_sum"]
+        assert buckets(base, "vllm:request_queue_time_seconds")["0.3"] == 3
         assert m["vllm:num_preemptions_total"] == 0
         _, text = get(base + "/metrics")
         reasons = {s.labels["finished_reason"]: s.value for fam in text_string_to_metric_families(text.decode())
