@@ -14,7 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import urllib3
@@ -24,6 +25,11 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client import Histogram
 
 from modelfleet import api
+from modelfleet.kubeerror import KubeError as KubeError
+from modelfleet.kubeerror import from_api_exception as _wrap
+from modelfleet.kubeerror import unreachable as _unreachable
+from modelfleet.paging import Expired, Page, collect, lines
+from modelfleet.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -34,63 +40,6 @@ REQUEST_SECONDS = Histogram(
     "modelfleet_kube_request_duration_seconds", "Duration of one Kubernetes API call, failed ones included",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30),
 )
-
-
-class KubeError(Exception):
-    """An API call failed; `retryable` says whether trying again later can help."""
-
-    def __init__(
-        self,
-        message: str,
-        status: int | None,
-        retryable: bool,
-        api_message: str = "",
-        fields: tuple[str, ...] = (),
-        causes: tuple[str, ...] = (),
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retryable = retryable
-        self.api_message = api_message or message  # the API server's own words (Status.message)
-        self.fields = fields  # the fields it named (Status.details.causes[].field)
-        self.causes = causes  # the reasons it gave (Status.details.causes[].reason)
-
-    @property
-    def namespace_terminating(self) -> bool:
-        """Refused because the namespace is being deleted: the object is going with it, nothing to report."""
-        return "NamespaceTerminating" in self.causes
-
-    @property
-    def refused(self) -> bool:
-        """The API server (or an admission plugin) refused the object itself: retrying the same cannot help."""
-        return self.status in (400, 403, 422)
-
-
-def _wrap(exc: ApiException, what: str) -> KubeError:
-    status = int(exc.status or 0)
-    reason = exc.reason or ""
-    raw = exc.body if isinstance(exc.body, str) else (exc.body or b"").decode("utf-8", "replace")
-    api_message = ""
-    fields: tuple[str, ...] = ()
-    cause_reasons: tuple[str, ...] = ()
-    try:
-        doc = json.loads(raw)
-        api_message = str(doc.get("message") or "")
-        causes = (doc.get("details") or {}).get("causes") or []
-        fields = tuple(str(c["field"]) for c in causes if c.get("field"))
-        cause_reasons = tuple(str(c["reason"]) for c in causes if c.get("reason"))
-    except (ValueError, AttributeError):
-        pass
-    retryable = status in (0, 409, 429) or status >= 500
-    detail = api_message or raw[:500]
-    return KubeError(
-        f"{what}: {status} {reason} {detail}".strip(), status, retryable, api_message, fields, cause_reasons
-    )
-
-
-def _unreachable(exc: Exception, what: str) -> KubeError:
-    """A call that got no HTTP answer at all (timeout, refused, reset): retryable, status 0."""
-    return KubeError(f"{what}: no answer from the API server ({type(exc).__name__}: {exc})"[:600], 0, True)
 
 
 # urllib3's retry for a refused or reset connection: once, after a short jittered pause.
@@ -113,17 +62,25 @@ class Kube:
         api_client: client.ApiClient | None = None,
         timeout: tuple[float, float] = (5, 20),
         retry: bool = True,
+        limiter: TokenBucket | None = None,
+        page_size: int = 500,
+        event_workers: int = 0,
         may_write: Callable[[], bool] | None = None,
     ) -> None:
         if api_client is None:
             configuration = client.Configuration.get_default_copy()
             configuration.retries = _RETRY if retry else False
-            # kopf's workers, the resync and the autoscaler call at once; urllib3's default of 10
-            # pooled connections would churn ("Connection pool is full, discarding connection").
-            configuration.connection_pool_maxsize = 32
+            # Room for every concurrent reconcile, the watches, the Event posters, the autoscaler and the
+            # Lease: urllib3's default of 10 pooled connections would churn ("Connection pool is full").
+            configuration.connection_pool_maxsize = 48
             api_client = client.ApiClient(configuration)
         self.api_client = api_client
         self.timeout = timeout
+        self.limiter = limiter or TokenBucket(0, 1)  # default: unlimited (CLI tools, tests)
+        self.page_size = page_size
+        # event_workers > 0: Events are posted by a small pool in the background (the operator);
+        # 0: at once, in the caller's thread (tools, tests).
+        self._events = ThreadPoolExecutor(event_workers, thread_name_prefix="events") if event_workers else None
         # Leader election's gate (leader.py): while it says no, every write is refused before it is sent.
         self.may_write = may_write
         self.core = client.CoreV1Api(self.api_client)
@@ -143,11 +100,26 @@ class Kube:
                             None, True)
         self._count(verb, resource)
 
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
-        """One API call with our timeouts; every failure becomes a KubeError (None for a 404 when missing_ok)."""
+    def _call(
+        self,
+        what: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        missing_ok: bool = False,
+        limited: bool = True,
+        timeout: tuple[float, float] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One API call with our timeouts; every failure becomes a KubeError (None for a 404 when missing_ok).
+
+        Every call but the Lease's waits for the client-side rate limit: a renewal stuck behind a
+        rollout's queue would cost the leadership.
+        """
+        if limited:
+            self.limiter.take()
         try:
             with REQUEST_SECONDS.time():  # failed calls too: a timeout is the latency that matters
-                return fn(*args, _request_timeout=self.timeout, **kwargs)
+                return fn(*args, _request_timeout=timeout or self.timeout, **kwargs)
         except ApiException as exc:
             if missing_ok and exc.status == 404:
                 return None
@@ -195,40 +167,86 @@ class Kube:
         )
         return None if obj is None else dict(obj)
 
-    def list_watched(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:
-        """Every LLMDeployment, child Deployment, ReplicaSet or model Pod in `namespace` (None: all namespaces)."""
-        self._count("list", kind)
-        where = namespace or "all namespaces"
-        labelled: dict[str, Any] = {"label_selector": api.DEPLOYMENT_LABEL}
-        result: Any
+    def _lister(self, kind: str, namespace: str | None) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """The list (and watch) call of a kind, namespaced or across all namespaces."""
         if kind == api.KIND:
             if namespace:
-                fn: Callable[..., Any] = self.custom.list_namespaced_custom_object
-                args: tuple[Any, ...] = (api.GROUP, api.VERSION, namespace, api.PLURAL)
-            else:
-                fn, args = self.custom.list_cluster_custom_object, (api.GROUP, api.VERSION, api.PLURAL)
-            result = self._call(f"listing {api.KIND}s in {where}", fn, *args)
-            return list(result.get("items", []))
-        if kind == "Deployment":
-            if namespace:
-                result = self._call(f"listing Deployments in {where}", self.apps.list_namespaced_deployment,
-                                    namespace, **labelled)
-            else:
-                result = self._call(f"listing Deployments in {where}",
-                                    self.apps.list_deployment_for_all_namespaces, **labelled)
-        elif kind == "ReplicaSet":
-            if namespace:
-                result = self._call(f"listing ReplicaSets in {where}", self.apps.list_namespaced_replica_set,
-                                    namespace, **labelled)
-            else:
-                result = self._call(f"listing ReplicaSets in {where}",
-                                    self.apps.list_replica_set_for_all_namespaces, **labelled)
-        elif namespace:
-            result = self._call(f"listing Pods in {where}", self.core.list_namespaced_pod, namespace, **labelled)
-        else:
-            result = self._call(f"listing Pods in {where}", self.core.list_pod_for_all_namespaces, **labelled)
-        items: list[dict[str, Any]] = self._plain(result).get("items", [])
-        return items
+                return self.custom.list_namespaced_custom_object, (api.GROUP, api.VERSION, namespace, api.PLURAL)
+            return self.custom.list_cluster_custom_object, (api.GROUP, api.VERSION, api.PLURAL)
+        calls: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+            "Deployment": (self.apps.list_namespaced_deployment, self.apps.list_deployment_for_all_namespaces),
+            "Pod": (self.core.list_namespaced_pod, self.core.list_pod_for_all_namespaces),
+            "Service": (self.core.list_namespaced_service, self.core.list_service_for_all_namespaces),
+            "ReplicaSet": (self.apps.list_namespaced_replica_set, self.apps.list_replica_set_for_all_namespaces),
+        }
+        namespaced, everywhere = calls[kind]
+        return (namespaced, (namespace,)) if namespace else (everywhere, ())
+
+    def list_page(
+        self, kind: str, namespace: str | None, selector: str, continue_token: str = "", limit: int | None = None
+    ) -> Page:
+        """One page of a LIST filtered by label on the server, as plain JSON (no client-side models)."""
+        self._count("list", kind)
+        fn, args = self._lister(kind, namespace)
+        where = namespace or "all namespaces"
+        query: dict[str, Any] = {"limit": limit or self.page_size, "_preload_content": False}
+        if selector:
+            query["label_selector"] = selector
+        if continue_token:
+            query["_continue"] = continue_token
+        try:
+            resp = self._call(f"listing {kind}s in {where}", fn, *args, **query)
+        except KubeError as exc:
+            if exc.status == 410:
+                raise Expired(str(exc)) from exc
+            raise
+        doc = json.loads(resp.data)
+        meta = doc.get("metadata") or {}
+        items = list(doc.get("items") or [])
+        for item in items:  # a LIST's items carry no kind: without it every child would look drifted
+            item.setdefault("apiVersion", doc.get("apiVersion"))
+            item.setdefault("kind", kind)
+        return Page(items, str(meta.get("resourceVersion", "")), str(meta.get("continue") or ""))
+
+    def list_all(self, kind: str, namespace: str | None, selector: str) -> tuple[list[dict[str, Any]], str]:
+        """Every object of a paginated LIST, and the resourceVersion to start a watch from."""
+        return collect(lambda token: self.list_page(kind, namespace, selector, token))
+
+    def watch(
+        self, kind: str, namespace: str | None, selector: str, resource_version: str, seconds: int
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events (`type`, `object` as plain JSON) after `resource_version`, for about `seconds`.
+
+        Bookmarks are asked for, so an idle watch still learns a fresh resourceVersion. A 410 Gone
+        arrives as an ERROR event (or a KubeError with status 410): the caller must LIST again.
+        """
+        self._count("watch", kind)
+        fn, args = self._lister(kind, namespace)
+        connect, read = self.timeout
+        resp = self._call(
+            f"watching {kind}s in {namespace or 'all namespaces'}",
+            fn,
+            *args,
+            label_selector=selector,
+            watch=True,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=seconds,
+            _preload_content=False,
+            timeout=(connect, seconds + read),  # the server ends the watch after `seconds`; silence beyond is death
+        )
+        try:
+            for line in lines(resp):
+                if line.strip():
+                    yield json.loads(line)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc, f"watching {kind}s") from exc
+        finally:
+            resp.release_conn()
+
+    def list_watched(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:
+        """Every LLMDeployment, or child Deployment/Pod/Service carrying our label, in `namespace` (None: all)."""
+        return self.list_all(kind, namespace, "" if kind == api.KIND else api.DEPLOYMENT_LABEL)[0]
 
     # -- writes --------------------------------------------------------------------------------
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -245,17 +263,22 @@ class Kube:
             field_manager=api.FIELD_MANAGER,
             force=True,
             _content_type="application/apply-patch+yaml",
+            _preload_content=False,  # plain JSON: no round trip through the client's model classes
         )
-        applied: dict[str, Any] = self._plain(result)
+        applied: dict[str, Any] = json.loads(result.data)
         return applied
 
-    def patch_status(self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None) -> None:
-        """Merge-patch the LLMDeployment's status; with a resourceVersion it fails on a concurrent write (409)."""
+    def patch_status(
+        self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
+    ) -> dict[str, Any]:
+        """Merge-patch the LLMDeployment's status; with a resourceVersion it fails on a concurrent write (409).
+
+        Returns the object as written (the caller's cache then knows its own write before the watch says so)."""
         self._writing("patch", f"{api.KIND}/status", f"writing status of {namespace}/{name}")
         body: dict[str, Any] = {"status": patch}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        self._call(
+        written: Any = self._call(
             f"writing status of {namespace}/{name}",
             self.custom.patch_namespaced_custom_object_status,
             api.GROUP,
@@ -266,7 +289,9 @@ class Kube:
             body,
             field_manager=api.FIELD_MANAGER,
             _content_type="application/merge-patch+json",
+            _preload_content=False,
         )
+        return dict(json.loads(written.data))
 
     def scale(self, namespace: str, name: str, replicas: int) -> None:
         """Set a Deployment's replicas through its scale subresource (the autoscaler's one write)."""
@@ -323,6 +348,13 @@ class Kube:
             reporting_component="modelfleet.io/operator",
             reporting_instance="modelfleet",
         )
+        if self._events is not None:  # off the reconcile's path: a rollout's Events must not slow it down
+            self._events.submit(self._post_event, owner, body, reason)
+        else:
+            self._post_event(owner, body, reason)
+
+    def _post_event(self, owner: dict[str, Any], body: Any, reason: str) -> None:
+        meta = owner["metadata"]
         try:
             self._call(f"posting event {reason}", self.core.create_namespaced_event, meta["namespace"], body)
         except KubeError as exc:
@@ -410,7 +442,7 @@ class Kube:
         self._count("get", "Lease")
         lease: dict[str, Any] | None = self._plain(
             self._call(f"reading Lease {namespace}/{name}", self.coordination.read_namespaced_lease, name, namespace,
-                       missing_ok=True)
+                       missing_ok=True, limited=False)
         )
         return lease
 
@@ -421,7 +453,7 @@ class Kube:
                 "metadata": {"name": name, "namespace": namespace}, "spec": spec}
         lease: dict[str, Any] = self._plain(
             self._call(f"creating Lease {namespace}/{name}", self.coordination.create_namespaced_lease, namespace,
-                       body)
+                       body, limited=False)
         )
         return lease
 
@@ -433,6 +465,6 @@ class Kube:
                 "spec": spec}
         lease: dict[str, Any] = self._plain(
             self._call(f"updating Lease {namespace}/{name}", self.coordination.replace_namespaced_lease, name,
-                       namespace, body)
+                       namespace, body, limited=False)
         )
         return lease
