@@ -1,6 +1,6 @@
-"""KubeError: what a failed Kubernetes API call becomes (kube.py raises it; callers read status and retryable).
+"""KubeError: what a failed Kubernetes API call becomes (kube/ raises it; callers read status and retryable).
 
-Pure mapping of the client's exceptions, no API calls: kube.py stays the only module that talks to the API.
+Pure mapping of the client's exceptions, no API calls: kube/ stays the only package that talks to the API.
 """
 
 from __future__ import annotations

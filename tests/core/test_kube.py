@@ -13,7 +13,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from modelfleet.kube import Kube, KubeError, _wrap
+from modelfleet.kube import Kube, KubeError
+from modelfleet.kubeerror import from_api_exception as _wrap
 
 
 def test_a_422_names_the_field_in_the_api_servers_words() -> None:

@@ -1,4 +1,4 @@
-"""The only module that calls the Kubernetes API.
+"""The only package that calls the Kubernetes API (client.py: plumbing; cache.py, lease.py: their calls).
 
 Writes are server-side applies with field manager `modelfleet`, or merge patches on the
 status and scale subresources. Every request is counted in the operator's /metrics
@@ -9,126 +9,33 @@ Every request carries `_request_timeout=(connect, read)`: a half-open connection
 connect once with a short jittered back-off; everything else is retried by the caller's loop.
 """
 
+
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import urllib3
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-from prometheus_client import Counter as PromCounter
-from prometheus_client import Histogram
+from kubernetes import client
 
 from modelfleet import api
+from modelfleet.kube.cache import CacheCalls
+from modelfleet.kube.client import REQUEST_SECONDS as REQUEST_SECONDS
+from modelfleet.kube.client import REQUESTS as REQUESTS
+from modelfleet.kube.client import load_config as load_config
+from modelfleet.kube.lease import LeaseCalls
 from modelfleet.kubeerror import KubeError as KubeError
-from modelfleet.kubeerror import from_api_exception as _wrap
 from modelfleet.kubeerror import unreachable as _unreachable
 from modelfleet.paging import Expired, Page, collect, lines
-from modelfleet.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
-REQUESTS = PromCounter(
-    "modelfleet_kube_requests", "Requests the operator sent to the Kubernetes API", ["verb", "resource"]
-)
-REQUEST_SECONDS = Histogram(
-    "modelfleet_kube_request_duration_seconds", "Duration of one Kubernetes API call, failed ones included",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30),
-)
 
-
-# urllib3's retry for a refused or reset connection: once, after a short jittered pause.
-_RETRY = urllib3.Retry(total=1, connect=1, read=0, status=0, backoff_factor=0.3, backoff_jitter=0.3, backoff_max=2)
-
-
-def load_config() -> None:
-    """In-cluster config when running in a pod, else the current kubeconfig."""
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-
-
-class Kube:
+class Kube(CacheCalls, LeaseCalls):
     """A thin, counted client for the few calls the operator makes, each with connect and read timeouts."""
-
-    def __init__(
-        self,
-        api_client: client.ApiClient | None = None,
-        timeout: tuple[float, float] = (5, 20),
-        retry: bool = True,
-        limiter: TokenBucket | None = None,
-        page_size: int = 500,
-        event_workers: int = 0,
-        may_write: Callable[[], bool] | None = None,
-    ) -> None:
-        if api_client is None:
-            configuration = client.Configuration.get_default_copy()
-            configuration.retries = _RETRY if retry else False
-            # Room for every concurrent reconcile, the watches, the Event posters, the autoscaler and the
-            # Lease: urllib3's default of 10 pooled connections would churn ("Connection pool is full").
-            configuration.connection_pool_maxsize = 48
-            api_client = client.ApiClient(configuration)
-        self.api_client = api_client
-        self.timeout = timeout
-        self.limiter = limiter or TokenBucket(0, 1)  # default: unlimited (CLI tools, tests)
-        self.page_size = page_size
-        # event_workers > 0: Events are posted by a small pool in the background (the operator);
-        # 0: at once, in the caller's thread (tools, tests).
-        self._events = ThreadPoolExecutor(event_workers, thread_name_prefix="events") if event_workers else None
-        # Leader election's gate (leader.py): while it says no, every write is refused before it is sent.
-        self.may_write = may_write
-        self.core = client.CoreV1Api(self.api_client)
-        self.apps = client.AppsV1Api(self.api_client)
-        self.custom = client.CustomObjectsApi(self.api_client)
-        self.coordination = client.CoordinationV1Api(self.api_client)
-        self.batch = client.BatchV1Api(self.api_client)
-        self.storage = client.StorageV1Api(self.api_client)
-
-    def _count(self, verb: str, resource: str) -> None:
-        REQUESTS.labels(verb, resource).inc()
-
-    def _writing(self, verb: str, resource: str, what: str) -> None:
-        """Count a write, or refuse it (retryable) while this process is not sure it leads."""
-        if self.may_write is not None and not self.may_write():
-            raise KubeError(f"{what}: not sent: this operator is not sure it still leads (Lease not renewed)",
-                            None, True)
-        self._count(verb, resource)
-
-    def _call(
-        self,
-        what: str,
-        fn: Callable[..., Any],
-        *args: Any,
-        missing_ok: bool = False,
-        limited: bool = True,
-        timeout: tuple[float, float] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """One API call with our timeouts; every failure becomes a KubeError (None for a 404 when missing_ok).
-
-        Every call but the Lease's waits for the client-side rate limit: a renewal stuck behind a
-        rollout's queue would cost the leadership.
-        """
-        if limited:
-            self.limiter.take()
-        try:
-            with REQUEST_SECONDS.time():  # failed calls too: a timeout is the latency that matters
-                return fn(*args, _request_timeout=timeout or self.timeout, **kwargs)
-        except ApiException as exc:
-            if missing_ok and exc.status == 404:
-                return None
-            raise _wrap(exc, what) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _unreachable(exc, what) from exc
-
-    def _plain(self, obj: Any) -> Any:
-        return None if obj is None else self.api_client.sanitize_for_serialization(obj)
 
     # -- reads ---------------------------------------------------------------------------------
     def get_child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -362,109 +269,3 @@ class Kube:
             # being deleted it has nobody left to tell.
             level = logging.DEBUG if exc.namespace_terminating else logging.WARNING
             log.log(level, "could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
-
-    # -- the shared model cache (cache.py): a PVC and a download Job without an owner ----------
-    def get_cache(self, namespace: str, name: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """The cache's PersistentVolumeClaim and Job (each None when absent)."""
-        self._count("get", "PersistentVolumeClaim")
-        pvc = self._call(f"reading PVC {namespace}/{name}", self.core.read_namespaced_persistent_volume_claim,
-                         name, namespace, missing_ok=True)
-        self._count("get", "Job")
-        job = self._call(f"reading Job {namespace}/{name}", self.batch.read_namespaced_job, name, namespace,
-                         missing_ok=True)
-        return self._plain(pvc), self._plain(job)
-
-    def list_cache_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        """The download pods of one cache (label selector modelfleet.io/cache=<key>)."""
-        self._count("list", "Pod")
-        pods = self._call(f"listing download pods in {namespace}", self.core.list_namespaced_pod, namespace,
-                          label_selector=selector)
-        items: list[dict[str, Any]] = self._plain(pods).get("items", [])
-        return items
-
-    def list_cache_claims(self, namespace: str | None, selector: str) -> list[dict[str, Any]]:
-        """The cache PVCs of a namespace (None: of all namespaces)."""
-        self._count("list", "PersistentVolumeClaim")
-        if namespace:
-            found = self._call(f"listing cache PVCs in {namespace}", self.core.list_namespaced_persistent_volume_claim,
-                               namespace, label_selector=selector)
-        else:
-            found = self._call("listing cache PVCs", self.core.list_persistent_volume_claim_for_all_namespaces,
-                               label_selector=selector)
-        items: list[dict[str, Any]] = self._plain(found).get("items", [])
-        return items
-
-    def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
-        """Create a PVC or Job; None when it exists already (their specs are immutable: never re-applied)."""
-        kind, meta = obj["kind"], obj["metadata"]
-        what = f"creating {kind} {meta['namespace']}/{meta['name']}"
-        self._writing("create", kind, what)
-        create = (self.batch.create_namespaced_job if kind == "Job"
-                  else self.core.create_namespaced_persistent_volume_claim)
-        try:
-            created: dict[str, Any] = self._plain(self._call(what, create, meta["namespace"], obj,
-                                                             field_manager=api.FIELD_MANAGER))
-        except KubeError as exc:
-            if exc.status == 409:
-                return None
-            raise
-        return created
-
-    def annotate_claim(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
-        """Merge annotations into a cache PVC (its reclaim decision follows its users)."""
-        self._writing("patch", "PersistentVolumeClaim", f"annotating PVC {namespace}/{name}")
-        self._call(f"annotating PVC {namespace}/{name}", self.core.patch_namespaced_persistent_volume_claim, name,
-                   namespace, {"metadata": {"annotations": annotations}}, field_manager=api.FIELD_MANAGER,
-                   _content_type="application/merge-patch+json")
-
-    def delete_cache(self, namespace: str, name: str) -> None:
-        """Delete a cache's Job (with its pods) and PVC; absent ones are fine."""
-        for kind, delete in (("Job", self.batch.delete_namespaced_job),
-                             ("PersistentVolumeClaim", self.core.delete_namespaced_persistent_volume_claim)):
-            self._writing("delete", kind, f"deleting {kind} {namespace}/{name}")
-            self._call(f"deleting {kind} {namespace}/{name}", delete, name, namespace,
-                       propagation_policy="Background", missing_ok=True)
-
-    def storage_class_problem(self, name: str) -> str | None:
-        """The API server's message when StorageClass `name` does not exist, else None."""
-        self._count("get", "StorageClass")
-        try:
-            self._call(f"reading StorageClass {name}", self.storage.read_storage_class, name)
-        except KubeError as exc:
-            if exc.status == 404:
-                return exc.api_message
-            raise
-        return None
-
-    # -- the leader-election Lease -------------------------------------------------------------
-    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The Lease as a plain dict, or None when it does not exist yet."""
-        self._count("get", "Lease")
-        lease: dict[str, Any] | None = self._plain(
-            self._call(f"reading Lease {namespace}/{name}", self.coordination.read_namespaced_lease, name, namespace,
-                       missing_ok=True, limited=False)
-        )
-        return lease
-
-    def create_lease(self, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        """Create the Lease (409 when another candidate was faster)."""
-        self._count("create", "Lease")
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": name, "namespace": namespace}, "spec": spec}
-        lease: dict[str, Any] = self._plain(
-            self._call(f"creating Lease {namespace}/{name}", self.coordination.create_namespaced_lease, namespace,
-                       body, limited=False)
-        )
-        return lease
-
-    def replace_lease(self, namespace: str, name: str, resource_version: str, spec: dict[str, Any]) -> dict[str, Any]:
-        """Update the Lease only if nobody wrote it since `resource_version` (else 409)."""
-        self._count("update", "Lease")
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version},
-                "spec": spec}
-        lease: dict[str, Any] = self._plain(
-            self._call(f"updating Lease {namespace}/{name}", self.coordination.replace_namespaced_lease, name,
-                       namespace, body, limited=False)
-        )
-        return lease
