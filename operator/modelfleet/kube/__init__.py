@@ -1,4 +1,4 @@
-"""The only package that calls the Kubernetes API (client.py: plumbing; cache.py, lease.py: their calls).
+"""The only package that calls the Kubernetes API (base.py: plumbing; cache.py, lease.py: their calls).
 
 Writes are server-side applies with field manager `modelfleet`, or merge patches on the
 status and scale subresources. Every request is counted in the operator's /metrics
@@ -22,10 +22,10 @@ import urllib3
 from kubernetes import client
 
 from modelfleet import api
+from modelfleet.kube.base import REQUEST_SECONDS as REQUEST_SECONDS
+from modelfleet.kube.base import REQUESTS as REQUESTS
+from modelfleet.kube.base import load_config as load_config
 from modelfleet.kube.cache import CacheCalls
-from modelfleet.kube.client import REQUEST_SECONDS as REQUEST_SECONDS
-from modelfleet.kube.client import REQUESTS as REQUESTS
-from modelfleet.kube.client import load_config as load_config
 from modelfleet.kube.lease import LeaseCalls
 from modelfleet.kubeerror import KubeError as KubeError
 from modelfleet.kubeerror import unreachable as _unreachable

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelfleet import api
-from modelfleet.kube.client import KubeClient
+from modelfleet.kube.base import KubeClient
 from modelfleet.kubeerror import KubeError
 
 

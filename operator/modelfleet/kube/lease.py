@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelfleet.kube.client import KubeClient
+from modelfleet.kube.base import KubeClient
 
 
 class LeaseCalls(KubeClient):
