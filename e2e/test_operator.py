@@ -118,8 +118,16 @@ def test_apply_to_ready_with_children(cluster: Cluster, operator: OperatorProces
     assert "qwen" in table and "Ready" in table and "hf://Qwen/Qwen2.5-0.5B-Instruct" in table, table
 
 
+def object_reads(operator: OperatorProcess) -> float:
+    """GETs of LLMDeployments and children, and LISTs of pods, the operator has sent (the Lease aside)."""
+    gets = sum(operator.metric("modelfleet_kube_requests_total", verb="get", resource=r)
+               for r in ("LLMDeployment", "Deployment", "Service"))
+    return gets + operator.metric("modelfleet_kube_requests_total", verb="list", resource="Pod")
+
+
 def test_noop_reconcile_writes_nothing(cluster: Cluster, operator: OperatorProcess, namespace: str) -> None:
-    """Resyncs of a settled object write nothing: no status churn, no child updates, no Events.
+    """Resyncs of a settled object write nothing: no status churn, no child updates, no Events; and read
+    nothing from the API either (they read the watch cache): 0 GETs.
 
     (The operator-wide write counter is checked on a quiet fleet by bench/fleet; here other tests'
     namespaces may still be terminating, so the check is on this object's own resources.)"""
@@ -145,10 +153,14 @@ def test_noop_reconcile_writes_nothing(cluster: Cluster, operator: OperatorProce
     rounds_later(1)
     before = versions()
     reconciles = operator.metric("modelfleet_reconciles_total", outcome="unchanged")
+    reads = object_reads(operator)
     rounds_later(2)
     assert versions() == before, "a no-op resync wrote to the LLMDeployment, its children or Events"
     noops = operator.metric("modelfleet_reconciles_total", outcome="unchanged") - reconciles
-    print(f"no-op reconciles observed: {noops:.0f}, writes to this object: 0")
+    assert noops >= 2, f"expected at least 2 no-op reconciles (2 rounds), saw {noops}"
+    read_now = object_reads(operator)
+    assert read_now == reads, f"{read_now - reads:.0f} GETs/pod LISTs during {noops:.0f} no-op reconciles (want 0)"
+    print(f"no-op reconciles observed: {noops:.0f}, writes to this object: 0, GETs: 0")
 
 
 def test_spec_change_rolls_out(cluster: Cluster, operator: OperatorProcess, namespace: str) -> None:

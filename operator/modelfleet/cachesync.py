@@ -1,7 +1,7 @@
 """The model cache's edge: create its PVC and download Job when absent, read back what they do.
 
 The decisions are pure (cache.py plans, status.py classifies); this module only sequences the calls
-that kube.py makes.
+that kube/ makes.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ initial LIST, about a second.
 Timing (client-go's defaults scaled down; settings.py refuses retry < renew deadline < duration
 broken): duration 8 s, renew deadline 5 s, retry 2 s.
 - The leader renews every 2 s. When no renewal has succeeded for 5 s (API server restarting, a
-  partition), it stops writing at once: kube.py refuses every write while `leading()` is false, 3 s
+  partition), it stops writing at once: kube/ refuses every write while `leading()` is false, 3 s
   before anyone else may take over, so two leaders never act at once. A renewal that succeeds later
   proves nobody took the Lease meanwhile (it carries the resourceVersion we last wrote), and writing
   resumes: an API server restart costs no process restart. Seeing another holder means the Lease is
@@ -65,7 +65,7 @@ class LeaseRecord:
 
 
 def read_record(lease: dict[str, Any]) -> LeaseRecord:
-    """A Lease (plain dict from kube.py) as a record."""
+    """A Lease (plain dict from kube/) as a record."""
     spec = lease.get("spec") or {}
     return LeaseRecord(
         holder=str(spec.get("holderIdentity") or ""),
@@ -111,7 +111,7 @@ class LeaderElector:
         self._leading = threading.Event()
 
     def leading(self) -> bool:
-        """True while the last renewal is recent enough to act on (kube.py's write gate)."""
+        """True while the last renewal is recent enough to act on (kube/'s write gate)."""
         return self._leading.is_set()
 
     def try_once(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import sys
 
@@ -11,9 +12,30 @@ from prometheus_client import start_http_server
 
 from modelfleet.settings import Settings
 
+#: glibc's mallopt parameter for the number of malloc arenas (malloc.h: M_ARENA_MAX).
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+
+
+def fewer_malloc_arenas() -> bool:
+    """Cap glibc's malloc arenas at MALLOC_ARENAS, as MALLOC_ARENA_MAX=2 would; True when it took effect.
+
+    glibc gives threads that allocate at once arenas of their own (up to 8 per core) and keeps what each
+    arena once held. The operator runs ~60 threads (kopf's executor, the reconcile workers, the resync
+    pool, watches, Event posters) that parse JSON and hold TLS buffers, so RSS grew with the rollout's
+    peak while the live Python heap stayed small (tracemalloc at 100 objects: 15 MiB traced, 185 MiB RSS).
+    Must run before those threads start; a no-op where libc is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS))
+    except (OSError, AttributeError):
+        return False
+
 
 def run_operator(settings: Settings) -> int:
     """Run until interrupted; returns the process exit code."""
+    fewer_malloc_arenas()
     logging.basicConfig(
         level=getattr(logging, settings.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,7 +1,8 @@
 """One LLMDeployment, level-based: fit check -> render -> apply what changed -> status.
 
-Idempotent: when nothing changed it reads (the two children, maybe the pods) and writes
-nothing, so neither status churn nor Events come from a resync.
+Idempotent: when nothing changed it writes nothing, so neither status churn nor Events come from a
+resync. Reads (the two children, maybe the pods) go to a Cache: the operator's watch cache (no API
+call at all), or the API itself (`ApiReader`) before the watches have listed and in tools.
 """
 
 from __future__ import annotations
@@ -9,13 +10,44 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from modelfleet import api, cache, cachesync, drift, engines, render, startup, status
 from modelfleet.fitcheck import FitOutcome, check_fit
 from modelfleet.kube import Kube, KubeError
 
 log = logging.getLogger(__name__)
+
+
+class Cache(Protocol):
+    """Where reconcile reads the children and pods, and tells what its writes returned."""
+
+    def get_child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Deployment or Service `name`, or None."""
+
+    def list_pods(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The pods of the LLMDeployment `name`."""
+
+    def written(self, kind: str, obj: dict[str, Any]) -> None:
+        """An object as one of our writes left it (`kind`: Deployment, Service or LLMDeployment)."""
+
+
+class ApiReader:
+    """A Cache that asks the API server every time (one GET per child)."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    def get_child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """GET the child."""
+        return self.kube.get_child(kind, namespace, name)
+
+    def list_pods(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """LIST the pods by label."""
+        return self.kube.list_pods(namespace, name)
+
+    def written(self, kind: str, obj: dict[str, Any]) -> None:
+        """Nothing is kept."""
 
 
 @dataclass
@@ -85,6 +117,7 @@ def rejection_message(kind: str, name: str, exc: KubeError) -> str:
 
 def _apply_children(
     kube: Kube,
+    reader: Cache,
     body: dict[str, Any],
     children: list[dict[str, Any]],
     existing: dict[str, dict[str, Any] | None],
@@ -116,6 +149,7 @@ def _apply_children(
                 raise
             result.rejected = rejection_message(kind, wanted["metadata"]["name"], exc)
             continue
+        reader.written(kind, current)
         result.applied.append(kind)
         if _hand_edit(wanted, live, drifted):
             message = f"{kind} {wanted['metadata']['name']} was edited outside the operator; restored " + ", ".join(
@@ -146,6 +180,17 @@ def _describe(verb: str, child: dict[str, Any]) -> str:
     return f"{verb} Deployment {child['metadata']['name']}: {child['spec']['replicas']} replica(s) x {gpus} GPU"
 
 
+def status_precondition(llm: api.LLMDeployment, body: dict[str, Any]) -> str | None:
+    """The resourceVersion a status write must match, or None when no precondition is needed.
+
+    Only the autoscaler writes status besides us, and only for autoscaled objects: there the write must
+    fail (409) rather than replace conditions merged from an older status. Otherwise we are the only
+    status writer and our bodies hold our own last write, so a precondition would only trip over
+    writes to metadata (kopf's annotations) and cost a 409, a GET and a second patch per object.
+    """
+    return str(body["metadata"].get("resourceVersion") or "") or None if llm.spec.autoscaling.enabled else None
+
+
 def engine_refusal(llm: api.LLMDeployment) -> FitOutcome | None:
     """A spec its engine release cannot serve holds the rollout like a model that does not fit:
     Fits=False with the field, value and release, an Event, and running replicas untouched."""
@@ -156,15 +201,21 @@ def engine_refusal(llm: api.LLMDeployment) -> FitOutcome | None:
 
 
 def reconcile(
-    body: dict[str, Any], kube: Kube, fit: FitOutcome | None = None, cache_defaults: cache.CacheDefaults | None = None
+    body: dict[str, Any],
+    kube: Kube,
+    fit: FitOutcome | None = None,
+    cache_defaults: cache.CacheDefaults | None = None,
+    reader: Cache | None = None,
 ) -> Result:
-    """Bring one LLMDeployment's children and status in line with its spec."""
+    """Bring one LLMDeployment's children and status in line with its spec (children read from `reader`:
+    the watch cache, default the API)."""
+    reader = reader or ApiReader(kube)
     llm = api.LLMDeployment.model_validate(body)
     defaults = cache_defaults or cache.CacheDefaults()
     fit = engine_refusal(llm) or fit or check_fit(llm)
     result = Result()
     existing: dict[str, dict[str, Any] | None] = {
-        kind: kube.get_child(kind, llm.namespace, llm.name) for kind in ("Service", "Deployment")
+        kind: reader.get_child(kind, llm.namespace, llm.name) for kind in ("Service", "Deployment")
     }
     replicas = desired_replicas(llm, existing["Deployment"])
 
@@ -191,10 +242,10 @@ def reconcile(
         if cache_state is not None and not cache_state.ready:
             # Replicas start only from a complete cache; running ones keep their spec until it is.
             children = [c for c in children if c["kind"] != "Deployment"]
-        deployment = _apply_children(kube, body, children, existing, result)
+        deployment = _apply_children(kube, reader, body, children, existing, result)
     for event in result.events:  # what was done is said even if the status write below fails
         kube.event(body, event.type, event.reason, event.message)
-    pods = kube.list_pods(llm.namespace, llm.name) if _needs_pods(deployment) else []
+    pods = reader.list_pods(llm.namespace, llm.name) if _needs_pods(deployment) else []
 
     observed = status.Observed(
         deployment=deployment, pods=pods, rollout_held=held and deployment is not None, rejected=result.rejected
@@ -224,7 +275,8 @@ def reconcile(
         gone = {k: None for k in previous["cache"] if k not in result.status_patch["cache"]}
         result.status_patch["cache"] = {**result.status_patch["cache"], **gone}
     if result.status_patch:
-        kube.patch_status(llm.namespace, llm.name, result.status_patch, body["metadata"].get("resourceVersion"))
+        written = kube.patch_status(llm.namespace, llm.name, result.status_patch, status_precondition(llm, body))
+        reader.written(api.KIND, written)
     transitions = status.transition_events(prev_conditions, wanted["conditions"])
     for event in transitions:
         kube.event(body, event.type, event.reason, event.message)

@@ -22,12 +22,62 @@ from modelfleet import api
 Key = tuple[str, str]
 # (kind, namespace, owner LLMDeployment, object name); for LLMDeployments owner == name.
 ItemKey = tuple[str, str, str, str]
-LLM, DEPLOYMENT, POD, REPLICASET = "llm", "deployment", "pod", "replicaset"
+LLM, DEPLOYMENT, POD, SERVICE, REPLICASET = "llm", "deployment", "pod", "service", "replicaset"
+KINDS = (LLM, DEPLOYMENT, POD, SERVICE, REPLICASET)
+#: The API kind of each registry kind (what a LIST or watch asks for).
+API_KINDS = {LLM: api.KIND, DEPLOYMENT: "Deployment", POD: "Pod", SERVICE: "Service", REPLICASET: "ReplicaSet"}
+_BY_API_KIND = {v: k for k, v in API_KINDS.items()}
+
+
+def _version(obj: dict[str, Any]) -> tuple[str, int] | None:
+    """(uid, resourceVersion as a number) when the version is numeric, as etcd's always is; else None."""
+    meta = obj.get("metadata") or {}
+    raw = str(meta.get("resourceVersion") or "")
+    return (str(meta.get("uid") or ""), int(raw)) if raw.isdigit() else None
+
+
+def older(candidate: dict[str, Any], held: dict[str, Any]) -> bool:
+    """`candidate` is an older state of the very object `held` (same uid, smaller resourceVersion).
+
+    Our own writes are recorded from the API's answer before the watch delivers them; the watch's
+    older events must not roll that back. resourceVersions are compared as numbers only when both
+    are (opaque in the API contract, etcd revisions in every real server); otherwise newest-seen wins.
+    """
+    a, b = _version(candidate), _version(held)
+    return a is not None and b is not None and bool(a[0]) and a[0] == b[0] and a[1] < b[1]
 
 
 def _owner(obj: dict[str, Any]) -> str | None:
     owner = (obj.get("metadata", {}).get("labels") or {}).get(api.DEPLOYMENT_LABEL)
     return str(owner) if owner else None
+
+
+#: Top-level fields kept per kind; the rest is never read here (a pod's spec, a ReplicaSet's pod template
+#: and status are most of their bytes). None: all. Deployments and Services keep their spec (drift check).
+_KEPT: dict[str, tuple[str, ...] | None] = {
+    POD: ("apiVersion", "kind", "metadata", "status"),
+    REPLICASET: ("apiVersion", "kind", "metadata"),
+}
+#: Metadata never read here: the server's field bookkeeping, and copies of a whole earlier spec.
+_DROPPED_META = ("managedFields",)
+_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", f"{api.GROUP}/last-handled-configuration")
+
+
+def slim(obj: dict[str, Any], kind: str = "") -> dict[str, Any]:
+    """The parts of an object the operator reads: no metadata.managedFields, no kubectl's or kopf's copy of an
+    earlier spec in the annotations, and for pods and ReplicaSets only what status and the autoscaler read.
+    A shallow copy: the caller's (kopf's) dict is left as it was."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return obj
+    keep = _KEPT.get(kind)
+    out = {k: v for k, v in obj.items() if keep is None or k in keep}
+    slim_meta = {k: v for k, v in meta.items() if k not in _DROPPED_META}
+    notes = meta.get("annotations")
+    if isinstance(notes, dict) and any(k in notes for k in _DROPPED_ANNOTATIONS):
+        slim_meta["annotations"] = {k: v for k, v in notes.items() if k not in _DROPPED_ANNOTATIONS}
+    out["metadata"] = slim_meta
+    return out
 
 
 def item_key(kind: str, obj: dict[str, Any]) -> ItemKey | None:
@@ -71,7 +121,7 @@ class Registry:
 
     def _observe(self, kind: str, event: Any) -> tuple[ItemKey | None, dict[str, Any] | None]:
         """Apply one watch event; returns (key, the object as it was before)."""
-        obj = dict(event.get("object") or {})
+        obj = slim(dict(event.get("object") or {}), kind)
         key = item_key(kind, obj)
         if key is None:
             return None, None
@@ -83,10 +133,18 @@ class Registry:
                 self._tombstones[key] = seq
                 if kind == LLM:  # its children's entries go with it; their own DELETED events may never come
                     self._drop_children(key[1], key[2], seq)
-            else:
+            elif before is None or not older(obj, before[1]):
                 self._items[key] = (seq, obj)
                 self._tombstones.pop(key, None)
         return key, before[1] if before else None
+
+    def observe(self, kind: str, event: Any) -> dict[str, Any] | None:
+        """Record a watch event of any kind; returns the object as it was before (None if unknown)."""
+        return self._observe(kind, event)[1]
+
+    def record(self, kind: str, obj: dict[str, Any]) -> None:
+        """Record what one of our own writes returned, so the next reconcile starts from it."""
+        self._observe(kind, {"type": "MODIFIED", "object": obj})
 
     def _drop_children(self, namespace: str, owner: str, seq: int) -> None:
         for key in [k for k in self._items if k[0] != LLM and k[1] == namespace and k[2] == owner]:
@@ -115,18 +173,24 @@ class Registry:
         with self._lock:
             return self._seq
 
-    def replace_from_list(self, mark: int, listed: Iterable[tuple[str, dict[str, Any]]]) -> list[Key]:
-        """Rebuild from a LIST started at `mark`: returns the LLMDeployments dropped as ghosts."""
+    def replace_from_list(
+        self, mark: int, listed: Iterable[tuple[str, dict[str, Any]]], kinds: Iterable[str] = KINDS
+    ) -> list[Key]:
+        """Rebuild `kinds` from a LIST started at `mark`: returns the LLMDeployments dropped as ghosts.
+
+        Only the kinds listed are swept: a relist of pods says nothing about Deployments."""
+        swept = set(kinds)
         fresh: dict[ItemKey, dict[str, Any]] = {}
         for kind, obj in listed:
             key = item_key(kind, obj)
             if key is not None:
-                fresh[key] = obj
+                fresh[key] = slim(obj, kind)
         removed: list[Key] = []
         with self._lock:
             seq = self._next()
             for key, (seen, _) in list(self._items.items()):
-                if key not in fresh and seen <= mark:  # gone, and no event since the LIST began says otherwise
+                # gone, and no event since the LIST began says otherwise
+                if key[0] in swept and key not in fresh and seen <= mark:
                     del self._items[key]
                     if key[0] == LLM:
                         removed.append((key[1], key[2]))
@@ -134,7 +198,7 @@ class Registry:
                 seen = self._items[key][0] if key in self._items else self._tombstones.get(key, 0)
                 if seen <= mark:  # nothing newer than the LIST was observed (no event, no deletion)
                     self._items[key] = (seq, obj)
-            self._tombstones = {k: s for k, s in self._tombstones.items() if s > mark}
+            self._tombstones = {k: s for k, s in self._tombstones.items() if s > mark or k[0] not in swept}
         return removed
 
     def get_llm(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -142,6 +206,22 @@ class Registry:
         with self._lock:
             entry = self._items.get((LLM, namespace, name, name))
             return entry[1] if entry else None
+
+    def get_child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The cached Deployment or Service `name` of the LLMDeployment `name` (reconcile's Cache)."""
+        with self._lock:
+            entry = self._items.get((DEPLOYMENT if kind == "Deployment" else SERVICE, namespace, name, name))
+            return entry[1] if entry else None
+
+    def written(self, kind: str, obj: dict[str, Any]) -> None:
+        """What one of our writes returned (`kind`: Deployment, Service or LLMDeployment), kept at once."""
+        self.record(_BY_API_KIND[kind], obj)
+
+    def list_pods(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The cached pods of one LLMDeployment."""
+        with self._lock:
+            return [obj for (kind, ns, owner, _), (_, obj) in self._items.items()
+                    if kind == POD and ns == namespace and owner == name]
 
     def snapshot(self) -> list[View]:
         """Every known LLMDeployment with its Deployment and pods, copied so callers may not race the watchers."""
@@ -160,7 +240,7 @@ class Registry:
                         deployments[(namespace, owner)] = obj
                 elif kind == REPLICASET:
                     replicasets.setdefault((namespace, owner), []).append(obj)
-                else:
+                elif kind == POD:
                     pods.setdefault((namespace, owner), []).append(obj)
             return [
                 View(llm, deployments.get(key), pods.get(key, []), replicasets.get(key, [])) for key, llm in llms
@@ -169,7 +249,7 @@ class Registry:
     def size(self) -> dict[str, int]:
         """How many objects of each kind are held (for /metrics and tests)."""
         with self._lock:
-            out = {LLM: 0, DEPLOYMENT: 0, POD: 0, REPLICASET: 0}
+            out = dict.fromkeys(KINDS, 0)
             for key in self._items:
                 out[key[0]] += 1
             return out

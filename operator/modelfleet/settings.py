@@ -102,6 +102,11 @@ class Settings:
     # connection then fails the call instead of parking a worker for good).
     api_connect_timeout_seconds: int = 5
     api_read_timeout_seconds: int = 20
+    # Fleet scale: client-side rate limit on API calls (a token bucket, like client-go's QPS/burst;
+    # Lease renewals are exempt) and how many reconciles may run at once.
+    api_qps: int = 100
+    api_burst: int = 200
+    max_concurrent_reconciles: int = 16
     # Leader election on a coordination.k8s.io Lease (see leader.py for the timing argument).
     leader_election: bool = True
     lease_name: str = "modelfleet"
@@ -140,6 +145,9 @@ class Settings:
             stale_after_seconds=_int(env, "MODELFLEET_STALE_AFTER_SECONDS", 60),
             api_connect_timeout_seconds=_int(env, "MODELFLEET_API_CONNECT_TIMEOUT_SECONDS", 5),
             api_read_timeout_seconds=_int(env, "MODELFLEET_API_READ_TIMEOUT_SECONDS", 20),
+            api_qps=_int(env, "MODELFLEET_API_QPS", 100),
+            api_burst=_int(env, "MODELFLEET_API_BURST", 200),
+            max_concurrent_reconciles=_int(env, "MODELFLEET_MAX_CONCURRENT_RECONCILES", 16),
             leader_election=_bool(env, "MODELFLEET_LEADER_ELECTION", True),
             lease_name=env.get("MODELFLEET_LEASE_NAME", "") or "modelfleet",
             lease_namespace=env.get("MODELFLEET_LEASE_NAMESPACE", "") or default_lease_namespace(env),

@@ -371,8 +371,18 @@ def merge_conditions(previous: list[dict[str, Any]], new: list[dict[str, Any]], 
         before = old.get(cond["type"])
         stamp = before.get("lastTransitionTime") if before and before.get("status") == cond["status"] else now
         merged[cond["type"]] = {**cond, "lastTransitionTime": stamp}
-    order = ["Ready", "Progressing", "Degraded", "Fits", "CacheReady", "ScalingLimited", "MetricsAvailable"]
-    return sorted(merged.values(), key=lambda c: order.index(c["type"]) if c["type"] in order else len(order))
+    return ordered(list(merged.values()))
+
+
+#: The one order of conditions in status: both writers (reconciler, autoscaler) keep it, so neither
+#: sees the other's list as changed and rewrites it only to reorder it.
+CONDITION_ORDER = ("Ready", "Progressing", "Degraded", "Fits", "CacheReady", "ScalingLimited", "MetricsAvailable")
+
+
+def ordered(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Conditions sorted into CONDITION_ORDER (unknown types last, in their given order)."""
+    rank = {t: i for i, t in enumerate(CONDITION_ORDER)}
+    return sorted(conditions, key=lambda c: rank.get(str(c.get("type")), len(rank)))
 
 
 def diff(previous: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:

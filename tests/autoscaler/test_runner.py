@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -77,6 +80,73 @@ def test_merge_conditions_replaces_only_the_autoscalers() -> None:
             {"type": "Ready", "status": "False"}]
     merged = {c["type"]: c["status"] for c in merge_conditions(current, ours)}
     assert merged == {"Ready": "True", "MetricsAvailable": "False", "ScalingLimited": "False"}
+
+
+def test_merged_conditions_keep_the_reconcilers_order() -> None:
+    # The reconciler writes Ready, Progressing, Degraded, Fits, ScalingLimited, MetricsAvailable (status.py);
+    # a list in another order would look changed to it and be written again only to reorder it.
+    current = [{"type": t, "status": "True"} for t in ("Ready", "Progressing", "Degraded", "Fits")]
+    ours = [{"type": "MetricsAvailable", "status": "True"}, {"type": "ScalingLimited", "status": "False"}]
+    merged = [c["type"] for c in merge_conditions(current, ours)]
+    assert merged == ["Ready", "Progressing", "Degraded", "Fits", "ScalingLimited", "MetricsAvailable"]
+
+
+class RecordingKube:
+    """A named fake of modelfleet.kube.Kube: status writes bump the resourceVersion (409 on a stale one)
+    and return the object as written, like the API server; `order` logs what happened when."""
+
+    def __init__(self, rv: int, order: list[str]) -> None:
+        self.rv, self.order = rv, order
+        self.scaled: list[int] = []
+
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
+                     ) -> dict[str, Any]:
+        if resource_version is not None and resource_version != str(self.rv):
+            raise KubeError("409 Conflict", 409, retryable=True)
+        self.rv += 1
+        self.order.append(f"status {sorted(patch)}")
+        return llm(rv=str(self.rv))
+
+    def scale(self, namespace: str, name: str, replicas: int) -> None:
+        self.scaled.append(replicas)
+
+    def get_llm(self, namespace: str, name: str) -> dict[str, Any]:
+        raise AssertionError("no read needed: the registry holds our own last write")
+
+
+def test_scale_then_status_write_needs_no_read_and_meets_no_conflict() -> None:
+    # desiredReplicas (rv 1 -> 2), then status.autoscaler with rv 2: the registry learnt the first write.
+    registry = Registry()
+    registry.observe_llm({"type": "ADDED", "object": llm(rv="1")})
+    kube = RecordingKube(1, [])
+    actuator = KubeActuator(kube, registry)  # type: ignore[arg-type]
+    asyncio.run(actuator.scale("n", "m", 4))
+    asyncio.run(actuator.write_status("n", "m", {"decision": "scale-up"}, 4, []))
+    assert kube.scaled == [4] and kube.rv == 3
+    held = registry.get_llm("n", "m")
+    assert held is not None and held["metadata"]["resourceVersion"] == "3"
+
+
+def test_status_write_waits_for_a_running_reconcile_of_the_object() -> None:
+    order: list[str] = []
+    lock = threading.Lock()
+
+    @contextmanager
+    def turn(namespace: str, name: str, wait: float) -> Iterator[None]:
+        with lock:
+            yield
+
+    registry = Registry()
+    registry.observe_llm({"type": "ADDED", "object": llm(rv="1")})
+    actuator = KubeActuator(RecordingKube(1, order), registry, turn)  # type: ignore[arg-type]
+    lock.acquire()  # a reconcile holds the object
+    writer = threading.Thread(target=asyncio.run, args=(actuator.write_status("n", "m", {}, 2, []),))
+    writer.start()
+    writer.join(timeout=0.3)
+    order.append("reconcile done")
+    lock.release()
+    writer.join(timeout=5)
+    assert order == ["reconcile done", "status ['autoscaler', 'conditions', 'desiredReplicas']"]
 
 
 class ConflictOnceKube:

@@ -13,7 +13,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from modelfleet.kube import Kube, KubeError, _wrap
+from modelfleet.kube import Kube, KubeError
+from modelfleet.kubeerror import from_api_exception as _wrap
 
 
 def test_a_422_names_the_field_in_the_api_servers_words() -> None:
@@ -114,3 +115,40 @@ def test_a_refused_connection_is_a_retryable_kube_error() -> None:
     with pytest.raises(KubeError) as info:
         _kube(f"http://127.0.0.1:{port}", (1, 1)).get_lease("n", "l")
     assert info.value.status == 0 and info.value.retryable
+
+
+def test_an_event_reaches_the_api_with_the_owner_reason_and_message() -> None:
+    """Builds the Event from the client's models and sends it (a package split once shadowed them)."""
+    import http.server
+
+    received: list[tuple[str, dict[str, object]]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((self.path, body))
+            out = json.dumps(body).encode()
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        owner = {"metadata": {"name": "llama", "namespace": "team-a", "uid": "u-1"}}
+        _kube(f"http://127.0.0.1:{srv.server_address[1]}", (2, 2)).event(owner, "Warning", "DoesNotFit", "too big")
+    finally:
+        srv.shutdown()
+        thread.join()
+    assert len(received) == 1, received
+    path, body = received[0]
+    assert path == "/api/v1/namespaces/team-a/events", path
+    assert (body["reason"], body["message"], body["type"]) == ("DoesNotFit", "too big", "Warning"), body
+    assert body["involvedObject"] == {"apiVersion": "modelfleet.io/v1alpha1", "kind": "LLMDeployment",
+                                      "name": "llama", "namespace": "team-a", "uid": "u-1"}, body

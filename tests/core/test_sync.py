@@ -44,11 +44,35 @@ STALE = {"metadata": {"name": "m", "namespace": "n", "uid": "u"}, "spec": {"mode
 DELETING = {"metadata": {**STALE["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": STALE["spec"]}
 
 
-@pytest.mark.parametrize("fake_kube", [None, DELETING], indirect=True, ids=["gone", "being-deleted"])
-def test_resync_reads_fresh_and_leaves_a_deleted_object_alone(fake_kube: RecordingKube) -> None:
-    # The registry may still hold the old body (a ghost); the resync passes body=None: read fresh first.
-    assert sync.reconcile_one("n", "m", None) is None
-    assert fake_kube.calls == ["get_llm"]
+@pytest.mark.parametrize("fake_kube", [None], indirect=True)
+def test_resync_takes_the_registry_body_and_leaves_a_deleted_object_alone(fake_kube: RecordingKube) -> None:
+    # Issue 13: the resync reads the watch cache, not the API (0 GETs). An object the registry no longer
+    # holds (its DELETED event, or the relist's sweep of a ghost) or holds as being deleted is left alone.
+    assert sync.reconcile_one("n", "m", None) is None  # unknown to the registry
+    RUNTIME.registry.observe_llm({"type": "ADDED", "object": DELETING})
+    try:
+        assert sync.reconcile_one("n", "m", None) is None
+    finally:
+        RUNTIME.registry.observe_llm({"type": "DELETED", "object": DELETING})
+    assert fake_kube.calls == []
+
+
+@pytest.mark.parametrize(
+    ("given", "cached", "winner"),
+    [
+        ("5", "7", "cached"),  # the registry holds our own newer write
+        ("9", "7", "given"),  # kopf's body is newer than the registry's
+        ("7", "7", "cached"),
+        (None, "7", "cached"),  # the resync passes no body
+    ],
+)
+def test_the_freshest_body_wins(given: str | None, cached: str, winner: str) -> None:
+    def body(rv: str) -> dict[str, Any]:
+        return {"metadata": {**STALE["metadata"], "resourceVersion": rv}, "tag": rv}
+
+    mine = body(given) if given else None
+    chosen = sync.freshest(mine, body(cached))
+    assert chosen is not None and chosen["tag"] == (given if winner == "given" else cached)
 
 
 @pytest.mark.parametrize("fake_kube", [None], indirect=True)

@@ -11,7 +11,8 @@ import datetime as dt
 import logging
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -20,8 +21,8 @@ from modelfleet import api
 from modelfleet.autoscaler.loop import Target, run_cycle
 from modelfleet.autoscaler.metrics import MetricsSource, PrometheusSource, ScrapeSource, scoped_selector
 from modelfleet.kube import Kube, KubeError
-from modelfleet.registry import Registry, View
-from modelfleet.status import classify_pod, create_failure, missing_pods
+from modelfleet.registry import LLM, Registry, View
+from modelfleet.status import classify_pod, create_failure, missing_pods, ordered
 
 if TYPE_CHECKING:
     from modelfleet.runtime import Runtime
@@ -98,18 +99,39 @@ def targets(views: Sequence[View], now: float) -> list[Target]:
 
 
 def merge_conditions(current: Sequence[dict[str, Any]], ours: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The stored conditions with the autoscaler's two replaced by type (the reconciler's left as they are)."""
+    """The stored conditions with the autoscaler's two replaced by type (the reconciler's left as they are),
+    in status.py's order: the reconciler must not see a merely reordered list as a change to write."""
     mine = {c["type"]: dict(c) for c in ours if c.get("type") in AUTOSCALER_CONDITIONS}
     kept = [dict(c) for c in current if c.get("type") not in mine]
-    return kept + list(mine.values())
+    return ordered(kept + list(mine.values()))
+
+
+#: Attempts of one status write that meets a conflict (each on a freshly read body).
+STATUS_WRITE_ATTEMPTS = 3
+#: How long the autoscaler waits for a reconcile of the same object to finish before writing anyway.
+LOCK_WAIT_SECONDS = 2.0
+
+ObjectLock = Callable[[str, str, float], AbstractContextManager[None]]
+
+
+@contextmanager
+def _no_lock(namespace: str, name: str, wait: float) -> Iterator[None]:
+    yield
 
 
 class KubeActuator:
-    """Carries the loop's decisions to the API server, off the event loop."""
+    """Carries the loop's decisions to the API server, off the event loop.
 
-    def __init__(self, kube: Kube, registry: Registry) -> None:
+    Every status write is recorded in the registry (the reconciler's watch cache) as the API returned it,
+    and is made under the object's reconcile lock (`lock`: sync.turn in the operator): the reconciler and
+    the autoscaler then take turns on one current body instead of racing each other into 409s, which under
+    load could drop a scale decision's status write (and its stabilization recommendation) altogether.
+    """
+
+    def __init__(self, kube: Kube, registry: Registry, lock: ObjectLock = _no_lock) -> None:
         self.kube = kube
         self.registry = registry
+        self.lock = lock
 
     def _body(self, namespace: str, name: str) -> dict[str, Any]:
         body = self.registry.get_llm(namespace, name)
@@ -117,9 +139,18 @@ class KubeActuator:
             raise KubeError(f"{namespace}/{name} is no longer known", None, retryable=False)
         return body
 
+    def _patch(self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None) -> None:
+        written = self.kube.patch_status(namespace, name, patch, resource_version)
+        if isinstance(written, dict) and written.get("metadata"):
+            self.registry.record(LLM, written)
+
+    def _patch_desired(self, namespace: str, name: str, replicas: int) -> None:
+        with self.lock(namespace, name, LOCK_WAIT_SECONDS):
+            self._patch(namespace, name, {"desiredReplicas": replicas}, None)
+
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
         """status.desiredReplicas first (the reconciler reads it), then the Deployment's scale."""
-        await asyncio.to_thread(self.kube.patch_status, namespace, name, {"desiredReplicas": replicas}, None)
+        await asyncio.to_thread(self._patch_desired, namespace, name, replicas)
         await asyncio.to_thread(self.kube.scale, namespace, name, replicas)
 
     async def write_status(
@@ -132,20 +163,36 @@ class KubeActuator:
     ) -> None:
         """Write status.autoscaler, desiredReplicas and our conditions, merged into the stored conditions.
 
-        The write carries the resourceVersion the conditions were merged from, so a reconciler's
-        concurrent write is never clobbered; on a conflict (often our own desiredReplicas write in
-        `scale`, not yet seen by the watch) it merges again into a fresh read, once.
+        The write carries the resourceVersion the conditions were merged from, so a concurrent write is
+        never clobbered; on a conflict (a writer outside this process, e.g. kopf's annotations) it merges
+        again into a freshly read body, at most STATUS_WRITE_ATTEMPTS times in all.
         """
+        await asyncio.to_thread(self._write_status, namespace, name, autoscaler, desired_replicas, conditions)
+
+    def _write_status(
+        self, namespace: str, name: str, autoscaler: dict[str, Any], desired_replicas: int,
+        conditions: list[dict[str, Any]],
+    ) -> None:
+        with self.lock(namespace, name, LOCK_WAIT_SECONDS):
+            self._write_fresh(namespace, name, autoscaler, desired_replicas, conditions)
+
+    def _write_fresh(
+        self, namespace: str, name: str, autoscaler: dict[str, Any], desired_replicas: int,
+        conditions: list[dict[str, Any]],
+    ) -> None:
         body = self._body(namespace, name)
-        try:
-            await asyncio.to_thread(self._write, body, autoscaler, desired_replicas, conditions)
-        except KubeError as exc:
-            if exc.status != 409:
-                raise
-            fresh = await asyncio.to_thread(self.kube.get_llm, namespace, name)
-            if fresh is None:
-                raise
-            await asyncio.to_thread(self._write, fresh, autoscaler, desired_replicas, conditions)
+        for attempt in range(1, STATUS_WRITE_ATTEMPTS + 1):
+            try:
+                self._write(body, autoscaler, desired_replicas, conditions)
+                return
+            except KubeError as exc:
+                if exc.status != 409 or attempt == STATUS_WRITE_ATTEMPTS:
+                    raise
+                fresh = self.kube.get_llm(namespace, name)
+                if fresh is None:
+                    raise
+                self.registry.record(LLM, fresh)
+                body = fresh
 
     def _write(
         self, body: dict[str, Any], autoscaler: dict[str, Any], desired_replicas: int, conditions: list[dict[str, Any]]
@@ -157,7 +204,7 @@ class KubeActuator:
             "desiredReplicas": desired_replicas,
             "conditions": merge_conditions(current, conditions),
         }
-        self.kube.patch_status(meta["namespace"], meta["name"], patch, meta.get("resourceVersion"))
+        self._patch(meta["namespace"], meta["name"], patch, meta.get("resourceVersion"))
 
     async def event(self, namespace: str, name: str, type: str, reason: str, message: str) -> None:
         """An Event on the LLMDeployment."""
@@ -184,10 +231,10 @@ def make_source(runtime: Runtime) -> MetricsSource:
 class Autoscaler:
     """The loop's state across cycles: the metrics source and the actuator, built once."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, lock: ObjectLock = _no_lock) -> None:
         self.runtime = runtime
         self.source = make_source(runtime)
-        self.actuator = KubeActuator(runtime.kube, runtime.registry)
+        self.actuator = KubeActuator(runtime.kube, runtime.registry, lock)
 
     async def cycle(self) -> None:
         """One cycle over every autoscaled LLMDeployment (supervise.py runs it every interval and

@@ -40,7 +40,7 @@ LLM_MAX_NUM_SEQS = "modelfleet_llm_max_num_seqs"
 LLM_PLANNED_SEQS = "modelfleet_llm_capacity_max_concurrent_sequences"
 LLM_KV_TOKENS = "modelfleet_llm_capacity_kv_cache_tokens"
 LLM_CONDITION = "modelfleet_llm_condition"
-# The autoscaler (autoscaler/loop.py) and the reconciler (sync.py, kube.py).
+# The autoscaler (autoscaler/loop.py) and the reconciler (sync.py, kube/).
 AUTOSCALER_DESIRED = "modelfleet_autoscaler_desired_replicas"
 AUTOSCALER_QUEUE = "modelfleet_autoscaler_queue_depth"
 AUTOSCALER_RUNNING = "modelfleet_autoscaler_running"
