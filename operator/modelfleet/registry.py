@@ -47,6 +47,14 @@ def older(candidate: dict[str, Any], held: dict[str, Any]) -> bool:
     return a is not None and b is not None and bool(a[0]) and a[0] == b[0] and a[1] < b[1]
 
 
+def _buried(candidate: dict[str, Any], tomb: tuple[int, dict[str, Any] | None] | None) -> bool:
+    """`candidate` is a state of an object from before its recorded deletion (same uid, no newer version)."""
+    if tomb is None or tomb[1] is None:
+        return False
+    a, b = _version(candidate), _version(tomb[1])
+    return a is not None and b is not None and bool(a[0]) and a[0] == b[0] and a[1] <= b[1]
+
+
 def _owner(obj: dict[str, Any]) -> str | None:
     owner = (obj.get("metadata", {}).get("labels") or {}).get(api.DEPLOYMENT_LABEL)
     return str(owner) if owner else None
@@ -113,7 +121,8 @@ class Registry:
         self._lock = threading.Lock()
         self._seq = 0
         self._items: dict[ItemKey, tuple[int, dict[str, Any]]] = {}
-        self._tombstones: dict[ItemKey, int] = {}  # deleted since the last sweep, with when
+        # deleted since the last sweep: when (sequence number), and the body the deletion carried
+        self._tombstones: dict[ItemKey, tuple[int, dict[str, Any] | None]] = {}
 
     def _next(self) -> int:
         self._seq += 1
@@ -130,9 +139,11 @@ class Registry:
             before = self._items.get(key)
             if event.get("type") == "DELETED":
                 self._items.pop(key, None)
-                self._tombstones[key] = seq
+                self._tombstones[key] = (seq, obj)
                 if kind == LLM:  # its children's entries go with it; their own DELETED events may never come
                     self._drop_children(key[1], key[2], seq)
+            elif before is None and _buried(obj, self._tombstones.get(key)):
+                pass  # one of our writes answered before the deletion, arriving after it: no ghost
             elif before is None or not older(obj, before[1]):
                 self._items[key] = (seq, obj)
                 self._tombstones.pop(key, None)
@@ -149,7 +160,7 @@ class Registry:
     def _drop_children(self, namespace: str, owner: str, seq: int) -> None:
         for key in [k for k in self._items if k[0] != LLM and k[1] == namespace and k[2] == owner]:
             del self._items[key]
-            self._tombstones[key] = seq
+            self._tombstones[key] = (seq, None)
 
     def observe_llm(self, event: Any) -> bool:
         """Record a watch event of an LLMDeployment; True when it was a deletion (prune what is kept for it)."""
@@ -195,10 +206,10 @@ class Registry:
                     if key[0] == LLM:
                         removed.append((key[1], key[2]))
             for key, obj in fresh.items():
-                seen = self._items[key][0] if key in self._items else self._tombstones.get(key, 0)
+                seen = self._items[key][0] if key in self._items else self._tombstones.get(key, (0, None))[0]
                 if seen <= mark:  # nothing newer than the LIST was observed (no event, no deletion)
                     self._items[key] = (seq, obj)
-            self._tombstones = {k: s for k, s in self._tombstones.items() if s > mark or k[0] not in swept}
+            self._tombstones = {k: t for k, t in self._tombstones.items() if t[0] > mark or k[0] not in swept}
         return removed
 
     def get_llm(self, namespace: str, name: str) -> dict[str, Any] | None:

@@ -112,6 +112,19 @@ def test_our_own_write_is_not_rolled_back_by_an_older_watch_event() -> None:
     assert (reg.get_llm("n", "a") or {})["metadata"]["resourceVersion"] == "13"
 
 
+@pytest.mark.parametrize(("written_rv", "written_uid", "kept"), [
+    ("14", "u1", False),  # our write answered at 14, before the deletion at 15: stale, no ghost
+    ("15", "u1", False),  # the very state the deletion carried
+    ("16", "u2", True),  # a new object of the same name (another uid): it is real
+])
+def test_a_write_answered_before_the_deletion_leaves_no_ghost(written_rv: str, written_uid: str, kept: bool) -> None:
+    reg = Registry()
+    reg.observe_llm(ev("ADDED", versioned(llm("a"), "10", "u1")))
+    reg.observe_llm(ev("DELETED", versioned(llm("a"), "15", "u1")))
+    reg.written(api.KIND, versioned(llm("a"), written_rv, written_uid))  # the answer arrives after the event
+    assert ("a" in names(reg)) is kept
+
+
 def test_a_relist_of_one_kind_sweeps_only_that_kind() -> None:
     reg = Registry()
     reg.observe_llm(ev("ADDED", llm("a")))
