@@ -198,6 +198,11 @@ def test_operator_sigkilled_20_times_during_rollout_spec_changes_and_scaling(fc:
         earliest = t_stop - AUTOSCALE - SCRAPE - 0.5 + WINDOW
         wait_for(lambda: replicas_of(fc, ns, AUTO) == (1, 1), timeout=WINDOW + 60, interval=0.25,
                  message=f"the autoscaled ones back to 1 after the window; log:\n{op.log_tail()}")
+        # The sampler must have seen it too before it stops: when both scale down at once, this poll can
+        # see (1, 1) first, and stopping the sampler then would lose the very decrease it is there for.
+        wait_for(lambda: bool(auto_watch.values) and auto_watch.values[-1][1] == (1, 1), timeout=15, interval=0.1,
+                 message=f"the replica sampler sees (1, 1): {len(auto_watch.values)} samples, last "
+                         f"{auto_watch.values[-3:]}, read errors {auto_watch.errors[-5:]}")
         requests_ok = sum(ld.ok for ld in loads)
     downs = decreases(auto_watch.values)
     assert downs, (f"no scale-down seen in {len(auto_watch.values)} samples (last: {auto_watch.values[-3:]}); "
