@@ -209,8 +209,12 @@ def service(llm: api.LLMDeployment) -> dict[str, Any]:
 
 
 def render(llm: api.LLMDeployment, choices: RenderChoices) -> list[dict[str, Any]]:
-    """Every child object of one LLMDeployment, in apply order."""
-    return [service(llm), deployment(llm, choices)]
+    """Every child object of one LLMDeployment, in apply order: the Deployment first.
+
+    Replicas take minutes to load a model, and a ClusterIP Service can take seconds to create in a mass
+    rollout (kube-apiserver allocates cluster IPs one at a time, each an API write of its own); status,
+    written after both, never says Ready before the Service exists."""
+    return [deployment(llm, choices), service(llm)]
 
 
 def with_owner(obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:

@@ -172,7 +172,8 @@ def test_scheduling_passthrough() -> None:
 
 def test_labels_selector_and_service() -> None:
     obj = llm()
-    svc, dep = render.render(obj, render.RenderChoices(replicas=3))
+    dep, svc = render.render(obj, render.RenderChoices(replicas=3))
+    assert [dep["kind"], svc["kind"]] == ["Deployment", "Service"]  # the Deployment first: replicas start sooner
     assert dep["spec"]["replicas"] == 3
     assert dep["spec"]["selector"]["matchLabels"] == {api.DEPLOYMENT_LABEL: "llama"}
     assert dep["spec"]["template"]["metadata"]["labels"][api.DEPLOYMENT_LABEL] == "llama"
