@@ -147,3 +147,20 @@ def create_llms(api: client.ApiClient, count: int, namespace: str) -> float:
                                                          llm(i, namespace)),
         range(count),
     )
+
+
+def create_services(api: client.ApiClient, count: int, namespace: str) -> float:
+    """`count` bare ClusterIP Services (the operator's shape) created WORKERS at a time; returns the seconds.
+
+    The cluster's own floor for a rollout's Services: kube-apiserver allocates cluster IPs one at a time."""
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": namespace}})
+    return in_parallel(
+        f"{count} bare ClusterIP Services",
+        lambda i: core.create_namespaced_service(namespace, {
+            "metadata": {"name": f"s{i:04d}"},
+            "spec": {"type": "ClusterIP", "selector": {"app": f"s{i:04d}"},
+                     "ports": [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]},
+        }),
+        range(count),
+    )
