@@ -63,18 +63,24 @@ def create_nodes(api: client.ApiClient, first: int, count: int) -> None:
     )
 
 
-def ready_nodes(api: client.ApiClient) -> int:
-    """How many nodes report Ready (paginated LIST, raw JSON)."""
-    core, ready, token = client.CoreV1Api(api), 0, ""
+def list_items(call: Callable[..., Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a paginated LIST (500 a page), as plain JSON."""
+    items: list[dict[str, Any]] = []
+    token = ""
     while True:
-        resp = core.list_node(limit=500, _continue=token or None, _preload_content=False)
+        resp = call(*args, limit=500, _continue=token or None, _preload_content=False, **kwargs)
         doc = json.loads(resp.data)
-        for node in doc["items"]:
-            conds = node.get("status", {}).get("conditions") or []
-            ready += any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+        items += doc["items"]
         token = doc["metadata"].get("continue") or ""
         if not token:
-            return ready
+            return items
+
+
+def ready_nodes(api: client.ApiClient) -> int:
+    """How many nodes report Ready."""
+    nodes = list_items(client.CoreV1Api(api).list_node)
+    conditions = [node.get("status", {}).get("conditions") or [] for node in nodes]
+    return sum(any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds) for conds in conditions)
 
 
 def foreign_pod(i: int, nodes: int) -> tuple[str, dict[str, Any]]:

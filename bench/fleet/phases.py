@@ -10,10 +10,10 @@ last objects back.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import statistics
 from typing import Any
 
+from bench.fleet.build import list_items
 from kubernetes import client
 
 from modelfleet.api import DEPLOYMENT_LABEL
@@ -39,25 +39,13 @@ def _created(obj: dict[str, Any]) -> float | None:
     return _ts(obj["metadata"].get("creationTimestamp"))
 
 
-def _list(call: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    """Every item of a paginated LIST, as plain JSON."""
-    items, token = [], ""
-    while True:
-        resp = call(*args, limit=500, _continue=token or None, _preload_content=False, **kwargs)
-        doc = json.loads(resp.data)
-        items += doc["items"]
-        token = doc["metadata"].get("continue") or ""
-        if not token:
-            return items
-
-
 def stage_times(api: client.ApiClient, namespace: str) -> dict[str, dict[str, float]]:
     """{LLMDeployment name: {stage: unix time}} for the stages that happened."""
     core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
-    llms = _list(custom.list_namespaced_custom_object, "modelfleet.io", "v1alpha1", namespace, "llmdeployments")
-    deps = {d["metadata"]["name"]: d for d in _list(apps.list_namespaced_deployment, namespace)}
+    llms = list_items(custom.list_namespaced_custom_object, "modelfleet.io", "v1alpha1", namespace, "llmdeployments")
+    deps = {d["metadata"]["name"]: d for d in list_items(apps.list_namespaced_deployment, namespace)}
     pods: dict[str, dict[str, Any]] = {}
-    for pod in _list(core.list_namespaced_pod, namespace, label_selector=DEPLOYMENT_LABEL):
+    for pod in list_items(core.list_namespaced_pod, namespace, label_selector=DEPLOYMENT_LABEL):
         owner = pod["metadata"]["labels"][DEPLOYMENT_LABEL]
         if owner not in pods or (_created(pod) or 0) < (_created(pods[owner]) or 0):
             pods[owner] = pod  # the first pod of each (one replica; a replaced pod would come later)

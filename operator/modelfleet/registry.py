@@ -36,6 +36,12 @@ def _version(obj: dict[str, Any]) -> tuple[str, int] | None:
     return (str(meta.get("uid") or ""), int(raw)) if raw.isdigit() else None
 
 
+def _versions(candidate: dict[str, Any], held: dict[str, Any]) -> tuple[int, int] | None:
+    """Both resourceVersions as numbers when both are states of one object (same uid); else None."""
+    a, b = _version(candidate), _version(held)
+    return (a[1], b[1]) if a is not None and b is not None and bool(a[0]) and a[0] == b[0] else None
+
+
 def older(candidate: dict[str, Any], held: dict[str, Any]) -> bool:
     """`candidate` is an older state of the very object `held` (same uid, smaller resourceVersion).
 
@@ -43,16 +49,14 @@ def older(candidate: dict[str, Any], held: dict[str, Any]) -> bool:
     older events must not roll that back. resourceVersions are compared as numbers only when both
     are (opaque in the API contract, etcd revisions in every real server); otherwise newest-seen wins.
     """
-    a, b = _version(candidate), _version(held)
-    return a is not None and b is not None and bool(a[0]) and a[0] == b[0] and a[1] < b[1]
+    versions = _versions(candidate, held)
+    return versions is not None and versions[0] < versions[1]
 
 
 def _buried(candidate: dict[str, Any], tomb: tuple[int, dict[str, Any] | None] | None) -> bool:
     """`candidate` is a state of an object from before its recorded deletion (same uid, no newer version)."""
-    if tomb is None or tomb[1] is None:
-        return False
-    a, b = _version(candidate), _version(tomb[1])
-    return a is not None and b is not None and bool(a[0]) and a[0] == b[0] and a[1] <= b[1]
+    versions = _versions(candidate, tomb[1]) if tomb is not None and tomb[1] is not None else None
+    return versions is not None and versions[0] <= versions[1]
 
 
 def _owner(obj: dict[str, Any]) -> str | None:
@@ -166,18 +170,6 @@ class Registry:
         """Record a watch event of an LLMDeployment; True when it was a deletion (prune what is kept for it)."""
         key, _ = self._observe(LLM, event)
         return key is not None and event.get("type") == "DELETED"
-
-    def observe_deployment(self, event: Any) -> None:
-        """Record a watch event of a child Deployment (filed under its owner's name)."""
-        self._observe(DEPLOYMENT, event)
-
-    def observe_pod(self, event: Any) -> dict[str, Any] | None:
-        """Record a watch event of a model pod; returns the pod as it was before."""
-        return self._observe(POD, event)[1]
-
-    def observe_replicaset(self, event: Any) -> None:
-        """Record a watch event of a model ReplicaSet: it links pods to the operator's Deployment."""
-        self._observe(REPLICASET, event)
 
     def mark(self) -> int:
         """Call before a LIST: observations after this mark are newer than anything the LIST returns."""

@@ -95,7 +95,7 @@ class Runtime:
             self._tasks.append(loop.create_task(supervised("autoscaler", interval, autoscaler.cycle)))
 
     def _start_watches(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Label-filtered LIST+WATCH of child Deployments, Services and pods, each a supervised loop."""
+        """Label-filtered LIST+WATCH of child Deployments, ReplicaSets, Services and pods, each a supervised loop."""
         from modelfleet import sync
         from modelfleet.informer import Informer
         from modelfleet.supervise import supervised
@@ -103,9 +103,8 @@ class Runtime:
         accept = namespace_matcher(self.settings.namespaces)
         seconds = min(self.settings.resync_seconds, 300)  # a watch round ends in time for the health judgement
         for kind in (DEPLOYMENT, REPLICASET, SERVICE, POD):
+            handler = functools.partial(sync.on_child_event, kind)
             for namespace in sync.list_scope():
-
-                handler = functools.partial(sync.on_child_event, kind)
                 informer = Informer(self.kube, self.registry, kind, namespace, handler, accept, seconds)
                 self.informers.append(informer)
                 self._tasks.append(loop.create_task(supervised(informer.name, seconds, informer.round, first_delay=0)))

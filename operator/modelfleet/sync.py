@@ -71,10 +71,14 @@ def lock_wait_seconds() -> float:
     return float(3 * (settings.api_connect_timeout_seconds + settings.api_read_timeout_seconds))
 
 
+def _lock_of(namespace: str, name: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((namespace, name), threading.Lock())
+
+
 @contextmanager
 def _locked(namespace: str, name: str, wait: float) -> Iterator[None]:
-    with _LOCKS_GUARD:
-        lock = _LOCKS.setdefault((namespace, name), threading.Lock())
+    lock = _lock_of(namespace, name)
     if not lock.acquire(timeout=wait):
         raise Busy(namespace, name, wait)
     try:
@@ -87,8 +91,7 @@ def _locked(namespace: str, name: str, wait: float) -> Iterator[None]:
 def turn(namespace: str, name: str, wait: float) -> Iterator[None]:
     """The object's reconcile lock for a writer beside the reconciler (the autoscaler's status write): taken
     when it frees up within `wait`, else the write goes ahead without it (its resourceVersion still guards it)."""
-    with _LOCKS_GUARD:
-        lock = _LOCKS.setdefault((namespace, name), threading.Lock())
+    lock = _lock_of(namespace, name)
     held = lock.acquire(timeout=wait)
     try:
         yield

@@ -30,7 +30,7 @@ def test_relist_drops_ghosts_that_no_event_removed() -> None:
     reg = Registry()
     reg.observe_llm(ev("ADDED", llm("a")))
     reg.observe_llm(ev("ADDED", llm("ghost")))
-    reg.observe_pod(ev("ADDED", pod("ghost-pod", "a")))  # an unschedulable ghost would block scale-up
+    reg.observe(POD, ev("ADDED", pod("ghost-pod", "a")))  # an unschedulable ghost would block scale-up
     mark = reg.mark()
     removed = reg.replace_from_list(mark, [(LLM, llm("a"))])
     assert removed == [("n", "ghost")]
@@ -67,17 +67,17 @@ def test_events_during_the_list_win_over_it() -> None:
 def test_deleting_an_llm_prunes_its_children_and_pod_map() -> None:
     reg = Registry()
     reg.observe_llm(ev("ADDED", llm("a")))
-    reg.observe_deployment(ev("ADDED", pod("a", "a") | {"kind": "Deployment"}))
-    reg.observe_pod(ev("ADDED", pod("a-1", "a")))
+    reg.observe(DEPLOYMENT, ev("ADDED", pod("a", "a") | {"kind": "Deployment"}))
+    reg.observe(POD, ev("ADDED", pod("a-1", "a")))
     assert reg.observe_llm(ev("DELETED", llm("a"))) is True
     assert reg.size() == {LLM: 0, DEPLOYMENT: 0, POD: 0, SERVICE: 0, REPLICASET: 0}
 
 
 def test_observe_pod_returns_the_previous_body() -> None:
     reg = Registry()
-    assert reg.observe_pod(ev("ADDED", pod("p", "a"))) is None
-    assert reg.observe_pod(ev("MODIFIED", pod("p", "a")))["metadata"]["name"] == "p"
-    assert reg.observe_pod(ev("DELETED", pod("p", "a"))) is not None
+    assert reg.observe(POD, ev("ADDED", pod("p", "a"))) is None
+    assert reg.observe(POD, ev("MODIFIED", pod("p", "a")))["metadata"]["name"] == "p"
+    assert reg.observe(POD, ev("DELETED", pod("p", "a"))) is not None
     assert reg.size()[POD] == 0
 
 
@@ -128,9 +128,9 @@ def test_a_write_answered_before_the_deletion_leaves_no_ghost(written_rv: str, w
 def test_a_relist_of_one_kind_sweeps_only_that_kind() -> None:
     reg = Registry()
     reg.observe_llm(ev("ADDED", llm("a")))
-    reg.observe_deployment(ev("ADDED", pod("a", "a")))
+    reg.observe(DEPLOYMENT, ev("ADDED", pod("a", "a")))
     reg.observe(SERVICE, ev("ADDED", pod("a", "a")))
-    reg.observe_pod(ev("ADDED", pod("a-old", "a")))
+    reg.observe(POD, ev("ADDED", pod("a-old", "a")))
     reg.replace_from_list(reg.mark(), [(POD, pod("a-new", "a"))], kinds=[POD])
     assert reg.size() == {LLM: 1, DEPLOYMENT: 1, POD: 1, SERVICE: 1, REPLICASET: 0}
     assert [p["metadata"]["name"] for p in reg.list_pods("n", "a")] == ["a-new"]
@@ -141,8 +141,8 @@ def test_a_relist_of_one_kind_sweeps_only_that_kind() -> None:
 def test_cache_reads_are_per_owner() -> None:
     reg = Registry()
     for name, owner in (("a-1", "a"), ("a-2", "a"), ("b-1", "b")):
-        reg.observe_pod(ev("ADDED", pod(name, owner)))
-    reg.observe_pod(ev("ADDED", pod("a-1", "a", ns="other")))
+        reg.observe(POD, ev("ADDED", pod(name, owner)))
+    reg.observe(POD, ev("ADDED", pod("a-1", "a", ns="other")))
     assert sorted(p["metadata"]["name"] for p in reg.list_pods("n", "a")) == ["a-1", "a-2"]
     assert reg.list_pods("n", "c") == []
 
@@ -166,7 +166,7 @@ def test_cached_objects_drop_managed_fields_without_touching_the_callers_dict() 
     reg = Registry()
     body = pod("p", "a")
     body["metadata"]["managedFields"] = [{"manager": "kube-controller-manager", "fieldsV1": {"f:status": {}}}]
-    reg.observe_pod(ev("ADDED", body))
+    reg.observe(POD, ev("ADDED", body))
     listed = pod("a", "a")
     listed["metadata"]["managedFields"] = body["metadata"]["managedFields"]
     reg.replace_from_list(reg.mark(), [(DEPLOYMENT, listed)], kinds=[DEPLOYMENT])

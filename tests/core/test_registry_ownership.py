@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelfleet.registry import Registry
+from modelfleet.registry import DEPLOYMENT, POD, REPLICASET, Registry
 
 
 def obj(name: str, uid: str, owner: str | None = None, label: str = "m") -> dict[str, Any]:
@@ -17,8 +17,8 @@ def obj(name: str, uid: str, owner: str | None = None, label: str = "m") -> dict
 def test_a_look_alike_deployment_does_not_replace_ours() -> None:
     reg = Registry()
     reg.observe_llm({"type": "ADDED", "object": obj("m", "llm-uid")})
-    reg.observe_deployment({"type": "ADDED", "object": obj("m", "dep-uid", owner="llm-uid")})
-    reg.observe_deployment({"type": "ADDED", "object": obj("m-evil", "evil-uid")})
+    reg.observe(DEPLOYMENT, {"type": "ADDED", "object": obj("m", "dep-uid", owner="llm-uid")})
+    reg.observe(DEPLOYMENT, {"type": "ADDED", "object": obj("m-evil", "evil-uid")})
     (view,) = reg.snapshot()
     assert view.deployment is not None and view.deployment["metadata"]["uid"] == "dep-uid"
 
@@ -26,11 +26,11 @@ def test_a_look_alike_deployment_does_not_replace_ours() -> None:
 def test_only_pods_of_our_replicasets_are_owned() -> None:
     reg = Registry()
     reg.observe_llm({"type": "ADDED", "object": obj("m", "llm-uid")})
-    reg.observe_deployment({"type": "ADDED", "object": obj("m", "dep-uid", owner="llm-uid")})
-    reg.observe_replicaset({"type": "ADDED", "object": obj("m-abc", "rs-uid", owner="dep-uid")})
-    reg.observe_replicaset({"type": "ADDED", "object": obj("m-evil", "evil-rs", owner="someone-else")})
+    reg.observe(DEPLOYMENT, {"type": "ADDED", "object": obj("m", "dep-uid", owner="llm-uid")})
+    reg.observe(REPLICASET, {"type": "ADDED", "object": obj("m-abc", "rs-uid", owner="dep-uid")})
+    reg.observe(REPLICASET, {"type": "ADDED", "object": obj("m-evil", "evil-rs", owner="someone-else")})
     for name, owner in (("m-abc-1", "rs-uid"), ("m-evil-1", "evil-rs"), ("bare", None)):
-        reg.observe_pod({"type": "ADDED", "object": obj(name, f"{name}-uid", owner=owner)})
+        reg.observe(POD, {"type": "ADDED", "object": obj(name, f"{name}-uid", owner=owner)})
     (view,) = reg.snapshot()
     assert [p["metadata"]["name"] for p in view.owned_pods()] == ["m-abc-1"]
 
@@ -39,8 +39,8 @@ def test_a_deployment_not_controlled_by_the_llm_owns_no_pods() -> None:
     reg = Registry()
     reg.observe_llm({"type": "ADDED", "object": obj("m", "llm-uid")})
     # Named like ours but made by someone else (e.g. before the LLMDeployment existed): not ours.
-    reg.observe_deployment({"type": "ADDED", "object": obj("m", "dep-uid", owner=None)})
-    reg.observe_replicaset({"type": "ADDED", "object": obj("m-abc", "rs-uid", owner="dep-uid")})
-    reg.observe_pod({"type": "ADDED", "object": obj("m-abc-1", "p", owner="rs-uid")})
+    reg.observe(DEPLOYMENT, {"type": "ADDED", "object": obj("m", "dep-uid", owner=None)})
+    reg.observe(REPLICASET, {"type": "ADDED", "object": obj("m-abc", "rs-uid", owner="dep-uid")})
+    reg.observe(POD, {"type": "ADDED", "object": obj("m-abc-1", "p", owner="rs-uid")})
     (view,) = reg.snapshot()
     assert view.owned_pods() == []

@@ -90,7 +90,7 @@ class Outcome:
 
 
 class Actuator(Protocol):
-    """The Kubernetes side, implemented by kube//handlers.py."""
+    """The Kubernetes side, implemented by autoscaler/runner.py (KubeActuator, over kube/)."""
 
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
         """Set the child Deployment's replicas of LLMDeployment ``name``."""
